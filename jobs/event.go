@@ -96,3 +96,16 @@ func FieldErrorsJSON(fields []FieldError) json.RawMessage {
 	b, _ := json.Marshal(fields)
 	return b
 }
+
+// CloudEventSource is the CloudEvents source attribute of every event.
+const CloudEventSource = "urn:cloudnexus:provisioner"
+
+// CloudEventType is the CloudEvents type attribute of an event of kind:
+// io.cloudnexus.provisioner.instance.<kind> for the events of a request's
+// life, io.cloudnexus.provisioner.request.rejected for a rejected message.
+func CloudEventType(kind Kind) string {
+	if kind == KindRejected {
+		return "io.cloudnexus.provisioner.request.rejected"
+	}
+	return "io.cloudnexus.provisioner.instance." + string(kind)
+}

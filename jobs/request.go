@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 )
@@ -80,13 +81,14 @@ func DecodeRequest(data []byte) (Request, error) {
 	var req Request
 	if len(data) > MaxRequestSize {
 		// Still find the request_id, so the requester hears why.
-		var head struct {
-			RequestID json.RawMessage `json:"request_id"`
-		}
+		// A map, not a struct: struct fields match keys case-insensitively,
+		// and "Request_ID" must not be a request_id here when it is not one
+		// below.
+		var head map[string]json.RawMessage
 		if json.Unmarshal(data, &head) != nil {
 			return Request{}, &RejectError{Reason: fmt.Sprintf("message is %d bytes, more than the %d allowed, and not a JSON object", len(data), MaxRequestSize)}
 		}
-		id, ok := decodeRequestID(head.RequestID)
+		id, ok := decodeRequestID(head["request_id"])
 		if !ok {
 			return Request{}, &RejectError{Reason: fmt.Sprintf("message is %d bytes, more than the %d allowed, and has no valid request_id", len(data), MaxRequestSize)}
 		}
@@ -99,7 +101,8 @@ func DecodeRequest(data []byte) (Request, error) {
 	if err := dec.Decode(&raw); err != nil || raw == nil {
 		return Request{}, &RejectError{Reason: "message is not a JSON object"}
 	}
-	if dec.More() {
+	// Not dec.More: it is false before a stray '}' or ']'.
+	if _, err := dec.Token(); err != io.EOF {
 		return Request{}, &RejectError{Reason: "message has data after the JSON object"}
 	}
 	rawID, present := raw["request_id"]

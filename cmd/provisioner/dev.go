@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/cloudnexus/provisioner/apiclient/cnsim"
+	"github.com/cloudnexus/provisioner/jobs"
+)
+
+// devNATSAddr is where -dev's NATS server listens, so that the nats CLI's
+// default server reaches it.
+const devNATSAddr = "127.0.0.1:4222"
+
+// devEnv is what -dev runs in-process: a NATS server with JetStream and the
+// CloudNexus simulator.
+type devEnv struct {
+	natsURL, apiURL, apiKey string
+	close                   func()
+}
+
+func startDev(ctx context.Context, dataDir string, log *zap.Logger) (*devEnv, error) {
+	host, port, _ := net.SplitHostPort(devNATSAddr)
+	var p int
+	fmt.Sscan(port, &p)
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "provisioner-dev",
+		Host:       host,
+		Port:       p,
+		JetStream:  true,
+		StoreDir:   dataDir,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dev NATS server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("dev NATS server did not start on %s (is another NATS server running there?)", devNATSAddr)
+	}
+
+	sim := cnsim.New(cnsim.Config{ProvisionDelay: 3 * time.Second})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ns.Shutdown()
+		return nil, fmt.Errorf("dev simulator: %w", err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("dev mode: in-process NATS and CloudNexus simulator",
+		zap.String("nats", ns.ClientURL()), zap.String("data", dataDir), zap.String("api", "http://"+ln.Addr().String()+"/v1"))
+	return &devEnv{
+		natsURL: ns.ClientURL(),
+		apiURL:  "http://" + ln.Addr().String() + "/v1",
+		apiKey:  cnsim.DefaultAPIKey,
+		close: func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		},
+	}, nil
+}
+
+// publishSamples publishes every *.json request in dir, with Nats-Msg-Id set
+// to its request_id as publishers should.
+func publishSamples(ctx context.Context, js jetstream.JetStream, subjects jobs.Subjects, dir string, log *zap.Logger) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		log.Warn("no sample requests to publish", zap.String("dir", dir))
+		return
+	}
+	sort.Strings(files)
+	// The worker creates the stream; wait for it.
+	for {
+		if _, err := js.Stream(ctx, "PROVISION_REQUESTS"); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			log.Warn("cannot read sample", zap.String("file", f), zap.Error(err))
+			continue
+		}
+		msg := nats.NewMsg(subjects.Create())
+		msg.Data = data
+		var head struct {
+			RequestID string `json:"request_id"`
+		}
+		if json.Unmarshal(data, &head) == nil && head.RequestID != "" {
+			msg.Header.Set(jetstream.MsgIDHeader, head.RequestID)
+		}
+		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			log.Warn("cannot publish sample", zap.String("file", f), zap.Error(err))
+			continue
+		}
+		log.Info("published sample request", zap.String("file", filepath.Base(f)), zap.String("request_id", head.RequestID))
+	}
+}
+
+// printEvents prints every event as it arrives, one readable line each.
+func printEvents(nc *nats.Conn, subjects jobs.Subjects, out io.Writer) (stop func(), err error) {
+	var mu sync.Mutex
+	sub, err := nc.Subscribe(subjects.Events(), func(m *nats.Msg) {
+		line := formatEvent(m.Data)
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintln(out, line)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to events: %w", err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// formatEvent renders an event for a person.
+func formatEvent(data []byte) string {
+	var ev jobs.Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return "event (undecodable): " + string(data)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-9s %s", ev.Kind, ev.RequestID)
+	if ev.Instance != nil {
+		fmt.Fprintf(&b, "  %s %q %s", ev.Instance.ID, ev.Instance.Name, ev.Instance.Status)
+		if ev.Instance.IPv4 != "" {
+			fmt.Fprintf(&b, " %s", ev.Instance.IPv4)
+		}
+	}
+	if ev.Kind == jobs.KindCompleted {
+		fmt.Fprintf(&b, "  in %s, %d API calls", (time.Duration(ev.DurationMS) * time.Millisecond).Round(100*time.Millisecond), ev.APICalls)
+	}
+	if ev.Error != nil {
+		fmt.Fprintf(&b, "  %s: %s", ev.Error.Code, ev.Error.Message)
+		if len(ev.Error.Details) > 0 {
+			fmt.Fprintf(&b, " %s", ev.Error.Details)
+		}
+	}
+	if ev.InstanceID != "" {
+		deleted := ev.InstanceDeleted != nil && *ev.InstanceDeleted
+		fmt.Fprintf(&b, "  (instance %s, deleted: %t)", ev.InstanceID, deleted)
+	}
+	if len(ev.Metadata) > 0 {
+		md, _ := json.Marshal(ev.Metadata)
+		fmt.Fprintf(&b, "  metadata %s", md)
+	}
+	return b.String()
+}
+
+var _ = errors.New

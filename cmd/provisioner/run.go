@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/cloudnexus/provisioner/apiclient"
+	"github.com/cloudnexus/provisioner/jobs"
+	"github.com/cloudnexus/provisioner/worker"
+)
+
+// run is the whole program; it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("provisioner", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dev := fs.Bool("dev", false, "run the whole pipeline locally: an in-process NATS server with JetStream (127.0.0.1:4222, data in ./data) and the CloudNexus simulator")
+	samples := fs.String("samples", "testdata/requests", "with -dev: directory of sample requests (*.json) to publish at start")
+	noSamples := fs.Bool("no-samples", false, "with -dev: do not publish the sample requests")
+	dataDir := fs.String("data", "data", "with -dev: JetStream store directory")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "provisioner: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+
+	cfg, err := loadConfig(*dev)
+	if err != nil {
+		fmt.Fprintf(stderr, "provisioner: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "provisioner: %v\n", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+
+	if err := serve(ctx, cfg, log, devOptions{enabled: cfg.Dev, samples: *samples, publishSamples: !*noSamples, dataDir: *dataDir, out: stdout}); err != nil {
+		log.Error("provisioner failed", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config, out io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if cfg.LogFormat == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		encCfg.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(out)), level)), nil
+}
+
+type devOptions struct {
+	enabled        bool
+	samples        string
+	publishSamples bool
+	dataDir        string
+	out            io.Writer
+}
+
+// serve builds the parts and runs until ctx ends.
+func serve(ctx context.Context, cfg *config, log *zap.Logger, dev devOptions) error {
+	natsURL, apiURL, apiKey := cfg.NATSURL, cfg.APIURL, string(cfg.APIKey)
+	if dev.enabled {
+		env, err := startDev(ctx, dev.dataDir, log)
+		if err != nil {
+			return err
+		}
+		defer env.close()
+		natsURL, apiURL = env.natsURL, env.apiURL
+		if apiKey == "" {
+			apiKey = env.apiKey
+		}
+	}
+
+	nc, err := connectNATS(natsURL, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	api, err := apiclient.New(apiclient.Config{
+		BaseURL:          apiURL,
+		APIKey:           apiKey,
+		MaxConnsPerHost:  cfg.Concurrency,
+		Timeout:          cfg.HTTPTimeout,
+		RetryInitial:     cfg.RetryInitial,
+		RetryMaxInterval: cfg.RetryMaxInterval,
+		RetryMaxElapsed:  cfg.RetryMaxElapsed,
+	})
+	if err != nil {
+		return fmt.Errorf("api client: %w", err)
+	}
+	defer api.Close()
+
+	subjects := jobs.Subjects{Prefix: cfg.SubjectPrefix}
+	w, err := worker.New(worker.Config{
+		JetStream:        js,
+		API:              api,
+		Subjects:         subjects,
+		RequestsStream:   cfg.RequestsStream,
+		EventsStream:     cfg.EventsStream,
+		Consumer:         cfg.Consumer,
+		KVBucket:         cfg.KVBucket,
+		ManageStreams:    cfg.ManageStreams,
+		Replicas:         cfg.StreamReplicas,
+		Concurrency:      cfg.Concurrency,
+		AckWait:          cfg.AckWait,
+		MaxDeliver:       cfg.MaxDeliver,
+		PollInitial:      cfg.PollInitial,
+		PollMax:          cfg.PollMax,
+		ProvisionTimeout: cfg.ProvisionTimeout,
+		DeleteOnFailure:  cfg.DeleteOnFailure,
+		ShutdownTimeout:  cfg.ShutdownTimeout,
+		Logger:           log,
+	})
+	if err != nil {
+		return err
+	}
+
+	httpAddr := cfg.HTTPAddr
+	if dev.enabled && httpAddr == ":8081" {
+		httpAddr = "127.0.0.1:8081"
+	}
+	ln, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		return fmt.Errorf("PROVISIONER_HTTP_ADDR %s: %w", httpAddr, err)
+	}
+	srv := &http.Server{Handler: probes(w, nc), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("probes listening", zap.String("addr", ln.Addr().String()))
+
+	if dev.enabled {
+		stopPrinter, err := printEvents(nc, subjects, dev.out)
+		if err != nil {
+			return err
+		}
+		defer stopPrinter()
+		if dev.publishSamples {
+			go publishSamples(ctx, js, subjects, dev.samples, log)
+		}
+		fmt.Fprintf(dev.out, "\nprovisioner -dev: NATS at %s, CloudNexus simulator at %s\n", natsURL, apiURL)
+		fmt.Fprintf(dev.out, "publish a request:  nats --server %s pub %s '{\"request_id\":\"req-1\",\"name\":\"demo-1\",\"plan\":\"standard-4\",\"region\":\"eu-west-1\",\"image\":\"ubuntu-22.04\"}'\n\n", natsURL, subjects.Create())
+	}
+
+	return w.Run(ctx)
+}
+
+// connectNATS connects with reconnects forever: the worker rides out a
+// restarting server instead of exiting.
+func connectNATS(url string, cfg *config, log *zap.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("provisioner"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("NATS disconnected", zap.Error(err))
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("NATS reconnected", zap.String("server", nc.ConnectedUrlRedacted()))
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("NATS error", zap.Error(err))
+		}),
+	}
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	if cfg.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSCA))
+	}
+	if cfg.NATSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.NATSCert, cfg.NATSKey))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
+}
+
+// probes serves /healthz and /readyz.
+func probes(w *worker.Worker, nc *nats.Conn) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		if !w.Healthy() {
+			http.Error(rw, "worker loop not running", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(rw, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		err := w.Ready()
+		if err == nil && !nc.IsConnected() {
+			err = errors.New("NATS not connected")
+		}
+		if err != nil {
+			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(rw, "ok\n")
+	})
+	return mux
+}

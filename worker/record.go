@@ -1,0 +1,209 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cloudnexus/provisioner/jobs"
+)
+
+// record is a job's state in the KV bucket, under its request_id. It is the
+// only state that survives a crash: a redelivered request resumes from it.
+type record struct {
+	// Fingerprint of the request body; another body under the same
+	// request_id is an idempotency conflict.
+	Fingerprint string `json:"fingerprint"`
+	// Owner and LeaseUntil are the lease: while LeaseUntil is in the future
+	// only Owner acts on the job. Owner is unique per delivery being worked.
+	Owner      string    `json:"owner,omitempty"`
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
+	// StreamSequence of the message being worked, for operators.
+	StreamSequence uint64 `json:"stream_sequence,omitempty"`
+	// StartedAt is when the job was first claimed.
+	StartedAt time.Time `json:"started_at"`
+	// Attempts counts deliveries that ended in a retryable failure.
+	Attempts int `json:"attempts,omitempty"`
+	// LastError is the error of the last failed attempt.
+	LastError string `json:"last_error,omitempty"`
+	// APICalls made for this job over all deliveries so far.
+	APICalls int64 `json:"api_calls,omitempty"`
+	// CreateStartedAt is set before the first POST: from then on the outcome
+	// of a create is unknown until InstanceID is set, so a resumed job looks
+	// for the instance by name before creating.
+	CreateStartedAt time.Time `json:"create_started_at,omitzero"`
+	// InstanceID and InstanceCreatedAt are set right after the create
+	// succeeded (or an instance was adopted).
+	InstanceID        string    `json:"instance_id,omitempty"`
+	InstanceCreatedAt time.Time `json:"instance_created_at,omitzero"`
+	// Created is the created event as published.
+	Created json.RawMessage `json:"created_event,omitempty"`
+	// Terminal is the terminal event as published; once set the job is done
+	// and a duplicate of the request is answered with these exact bytes.
+	Terminal json.RawMessage `json:"terminal_event,omitempty"`
+}
+
+// Phase names where a job stands, for logs and provisionctl.
+func (r *record) Phase() string {
+	switch {
+	case r.Terminal != nil:
+		return "done"
+	case r.InstanceID != "":
+		return "polling"
+	case !r.CreateStartedAt.IsZero():
+		return "creating"
+	default:
+		return "claimed"
+	}
+}
+
+// errLeaseLost means another delivery took the job over: this one must stop
+// acting on it at once.
+var errLeaseLost = errors.New("job lease lost to another worker")
+
+// lease is one delivery's hold on a job's record. Every write goes through
+// it, compare-and-set on the revision it last wrote, so a delivery that lost
+// the job (its lease expired and another took it) cannot change it.
+type lease struct {
+	kv    jetstream.KeyValue
+	key   string
+	owner string
+	ttl   time.Duration
+	now   func() time.Time
+	// lost cancels the job's context when the lease is lost.
+	lost context.CancelCauseFunc
+
+	mu       sync.Mutex
+	rec      record
+	rev      uint64
+	released bool // the record no longer names owner: nothing to renew
+}
+
+// get returns a copy of the current record.
+func (l *lease) get() record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec
+}
+
+// update applies change to the record and writes it with compare-and-set,
+// extending the lease. It returns errLeaseLost (and cancels the job) when the
+// record was changed by someone else.
+func (l *lease) update(ctx context.Context, change func(*record)) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	next := l.rec
+	if change != nil {
+		change(&next)
+	}
+	if next.Owner == l.owner {
+		next.LeaseUntil = l.now().Add(l.ttl)
+	}
+	data, err := json.Marshal(&next)
+	if err != nil {
+		return fmt.Errorf("encode job record: %w", err)
+	}
+	rev, err := l.kv.Update(ctx, l.key, data, l.rev)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			l.lost(errLeaseLost)
+			return errLeaseLost
+		}
+		return fmt.Errorf("write job record: %w", err)
+	}
+	l.rec, l.rev, l.released = next, rev, next.Owner != l.owner
+	return nil
+}
+
+// renew extends a held lease; it does nothing once the lease is released.
+func (l *lease) renew(ctx context.Context) error {
+	l.mu.Lock()
+	released := l.released
+	l.mu.Unlock()
+	if released {
+		return nil
+	}
+	return l.update(ctx, nil)
+}
+
+// release gives the lease up so that another delivery can take the job at
+// once, keeping whatever else the record holds.
+func (l *lease) release(ctx context.Context, change func(*record)) error {
+	return l.update(ctx, func(r *record) {
+		if change != nil {
+			change(r)
+		}
+		r.Owner, r.LeaseUntil = "", time.Time{}
+	})
+}
+
+// claimResult says what a delivery found when it tried to claim a job.
+type claimResult int
+
+const (
+	claimed     claimResult = iota // the lease is ours
+	claimDone                      // the job has a terminal event
+	claimHeld                      // another delivery holds a live lease
+	claimConflict                  // the request_id has another body
+)
+
+// claim takes the lease on key for owner, creating the record when the
+// request is new. On claimHeld the returned duration is how long the other
+// lease has left; on claimDone and claimConflict the record is returned.
+func claim(ctx context.Context, kv jetstream.KeyValue, key, owner, fingerprint string, seq uint64, ttl time.Duration, now func() time.Time) (*lease, record, claimResult, time.Duration, error) {
+	for try := 0; ; try++ {
+		t := now()
+		entry, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			rec := record{Fingerprint: fingerprint, Owner: owner, LeaseUntil: t.Add(ttl), StreamSequence: seq, StartedAt: t}
+			data, _ := json.Marshal(&rec)
+			rev, err := kv.Create(ctx, key, data)
+			if err == nil {
+				return &lease{kv: kv, key: key, owner: owner, ttl: ttl, now: now, rec: rec, rev: rev}, rec, claimed, 0, nil
+			}
+			if !errors.Is(err, jetstream.ErrKeyExists) || try > 2 {
+				return nil, record{}, 0, 0, fmt.Errorf("create job record: %w", err)
+			}
+			continue // another delivery created it first: look again
+		case err != nil:
+			return nil, record{}, 0, 0, fmt.Errorf("read job record: %w", err)
+		}
+
+		var rec record
+		if err := json.Unmarshal(entry.Value(), &rec); err != nil {
+			return nil, record{}, 0, 0, fmt.Errorf("decode job record (revision %d): %w", entry.Revision(), err)
+		}
+		switch {
+		case rec.Fingerprint != fingerprint:
+			return nil, rec, claimConflict, 0, nil
+		case rec.Terminal != nil:
+			return nil, rec, claimDone, 0, nil
+		case rec.Owner != "" && rec.LeaseUntil.After(t):
+			return nil, rec, claimHeld, rec.LeaseUntil.Sub(t), nil
+		}
+		rec.Owner, rec.LeaseUntil, rec.StreamSequence = owner, t.Add(ttl), seq
+		data, _ := json.Marshal(&rec)
+		rev, err := kv.Update(ctx, key, data, entry.Revision())
+		if err == nil {
+			return &lease{kv: kv, key: key, owner: owner, ttl: ttl, now: now, rec: rec, rev: rev}, rec, claimed, 0, nil
+		}
+		if !(errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)) || try > 2 {
+			return nil, record{}, 0, 0, fmt.Errorf("take over job record: %w", err)
+		}
+	}
+}
+
+// eventKind reads the kind of a stored event.
+func eventKind(data []byte) jobs.Kind {
+	var ev struct {
+		Kind jobs.Kind `json:"kind"`
+	}
+	_ = json.Unmarshal(data, &ev)
+	return ev.Kind
+}

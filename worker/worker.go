@@ -1,0 +1,453 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/cloudnexus/provisioner/apiclient"
+	"github.com/cloudnexus/provisioner/jobs"
+)
+
+// API is the part of the CloudNexus client the worker calls.
+type API interface {
+	CreateInstance(ctx context.Context, req apiclient.CreateInstanceRequest, idempotencyKey string) (*apiclient.Instance, error)
+	GetInstance(ctx context.Context, id string) (*apiclient.Instance, error)
+	DeleteInstance(ctx context.Context, id string) error
+	FindInstanceByName(ctx context.Context, region, name string) (*apiclient.Instance, error)
+	Me(ctx context.Context) (json.RawMessage, error)
+	Retry(ctx context.Context, op func(ctx context.Context) error) error
+}
+
+// Worker consumes create requests and provisions their instances. Create it
+// with New and run it with Run.
+type Worker struct {
+	cfg Config
+	log *zap.Logger
+	api API
+	js  jetstream.JetStream
+
+	kv       jetstream.KeyValue
+	consumer atomic.Pointer[jetstream.Consumer]
+	jobsWG   sync.WaitGroup
+	inFlight atomic.Int64
+	owners   atomic.Uint64
+	leases   leaseKeeper
+	polls    pollPlanner
+	auth     pauseGate
+
+	running atomic.Bool
+	bound   atomic.Bool
+}
+
+// New validates cfg and returns a worker; nothing is contacted until Run.
+// It returns an error naming each invalid field.
+func New(cfg Config) (*Worker, error) {
+	cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	w := &Worker{cfg: cfg, log: cfg.Logger.With(zap.String("worker", cfg.ID)), api: cfg.API, js: cfg.JetStream}
+	w.polls = pollPlanner{initial: cfg.PollInitial, max: cfg.PollMax}
+	w.leases.jobs = make(map[*job]struct{})
+	return w, nil
+}
+
+// Run sets up the streams, consumer and bucket, then consumes until ctx
+// ends. It then stops fetching, lets in-flight jobs finish for
+// ShutdownTimeout and hands the rest back to the stream, so another replica
+// resumes them at once. It returns nil after a clean stop and an error when
+// setup fails.
+func (w *Worker) Run(ctx context.Context) error {
+	cons, kv, err := w.setup(ctx)
+	if err != nil {
+		return err
+	}
+	w.kv = kv
+	w.consumer.Store(&cons)
+	w.bound.Store(true)
+	w.running.Store(true)
+	defer w.running.Store(false)
+	w.log.Info("worker started", zap.String("consumer", w.cfg.Consumer), zap.String("stream", w.cfg.RequestsStream), zap.Int("concurrency", w.cfg.Concurrency))
+
+	// Jobs outlive ctx by the shutdown grace; cancelJobs ends them.
+	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	var bg sync.WaitGroup
+	bg.Go(func() { w.keepLeases(jobCtx) })
+	bg.Go(func() { w.probeAuth(ctx) })
+
+	w.fetchLoop(ctx, jobCtx)
+
+	w.log.Info("stopping: waiting for in-flight jobs", zap.Int64("in_flight", w.inFlight.Load()), zap.Duration("grace", w.cfg.ShutdownTimeout))
+	done := make(chan struct{})
+	go func() { w.jobsWG.Wait(); close(done) }()
+	grace := time.NewTimer(w.cfg.ShutdownTimeout)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		w.log.Warn("shutdown grace over: handing the remaining jobs back", zap.Int64("in_flight", w.inFlight.Load()))
+		cancelJobs()
+		<-done
+	}
+	cancelJobs()
+	bg.Wait()
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// Healthy reports whether Run's loop is running.
+func (w *Worker) Healthy() bool { return w.running.Load() }
+
+// Ready returns nil when the worker can take jobs, or why it cannot.
+func (w *Worker) Ready() error {
+	switch {
+	case !w.running.Load():
+		return errors.New("worker not running")
+	case !w.bound.Load():
+		return errors.New("consumer " + w.cfg.Consumer + " not bound")
+	case w.auth.paused():
+		return errors.New("paused: the API rejected the key")
+	}
+	return nil
+}
+
+// InFlight returns the number of jobs being worked on now.
+func (w *Worker) InFlight() int64 { return w.inFlight.Load() }
+
+// Consumer returns the bound consumer, nil before Run.
+func (w *Worker) Consumer() jetstream.Consumer {
+	if c := w.consumer.Load(); c != nil {
+		return *c
+	}
+	return nil
+}
+
+// fetchLoop pulls messages while ctx lasts, never more than there are free
+// slots to start them on at once: a message waiting in a client buffer would
+// see its ack wait run out while another replica could have worked it.
+func (w *Worker) fetchLoop(ctx, jobCtx context.Context) {
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	failures := 0
+	for ctx.Err() == nil {
+		if !w.auth.waitResumed(ctx) {
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	grab:
+		for n < w.cfg.Concurrency {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break grab
+			}
+		}
+
+		err := w.fetch(ctx, jobCtx, n, slots)
+		if err == nil {
+			failures = 0
+			continue
+		}
+		failures++
+		w.log.Warn("fetch failed", zap.Error(err), zap.Int("consecutive_failures", failures))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+			errors.Is(err, jetstream.ErrStreamNotFound) || failures%5 == 0 {
+			w.bound.Store(false)
+			w.rebind(ctx)
+		}
+		_ = sleep(ctx, jitter(min(250*time.Millisecond<<min(failures, 5), 5*time.Second)))
+	}
+}
+
+// fetch pulls up to n messages, holding n slots; each message starts a job
+// at once and every slot not used is given back.
+func (w *Worker) fetch(ctx, jobCtx context.Context, n int, slots chan struct{}) error {
+	used := 0
+	defer func() {
+		for ; used < n; used++ {
+			<-slots
+		}
+	}()
+	cons := w.Consumer()
+	fctx, cancel := context.WithTimeout(ctx, w.cfg.FetchMaxWait)
+	defer cancel()
+	batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
+	if err != nil {
+		return err
+	}
+	for msg := range batch.Messages() {
+		used++
+		if ctx.Err() != nil {
+			// Stopping: give it straight back.
+			_ = msg.Nak()
+			<-slots
+			continue
+		}
+		w.inFlight.Add(1)
+		w.jobsWG.Go(func() {
+			defer func() { w.inFlight.Add(-1); <-slots }()
+			w.handle(jobCtx, msg)
+		})
+	}
+	err = batch.Error()
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, nats.ErrTimeout) {
+		w.bound.Store(true)
+		return nil
+	}
+	return err
+}
+
+// rebind finds (or, when managing streams, recreates) the consumer after it
+// was lost, for instance when its stream was recreated or its leader moved.
+func (w *Worker) rebind(ctx context.Context) {
+	cons, kv, err := w.setup(ctx)
+	if err != nil {
+		w.log.Warn("rebinding the consumer failed", zap.Error(err))
+		return
+	}
+	w.kv = kv // same bucket; the handle is cheap to refresh
+	w.consumer.Store(&cons)
+	w.bound.Store(true)
+	w.log.Info("consumer bound again")
+}
+
+// handle runs one delivery and settles its message.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		w.log.Error("message without JetStream metadata", zap.Error(err))
+		_ = msg.Term()
+		return
+	}
+	log := w.log.With(zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("delivery", meta.NumDelivered))
+	if meta.NumDelivered > 1 && w.cfg.Hooks.Redelivered != nil {
+		w.cfg.Hooks.Redelivered()
+	}
+	o := func() (o outcome) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("job panicked; handing it back", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+				o = outcome{action: actNak, delay: w.cfg.AckWait, reason: fmt.Sprint("panic: ", r)}
+			}
+		}()
+		return w.process(ctx, msg, meta, log)
+	}()
+	w.settle(msg, o, log)
+}
+
+// settle gives the message the one acknowledgement its outcome calls for.
+func (w *Worker) settle(msg jetstream.Msg, o outcome, log *zap.Logger) {
+	var err error
+	switch o.action {
+	case actAck:
+		err = msg.Ack()
+	case actTerm:
+		err = msg.TermWithReason(o.reason)
+	case actNak:
+		log.Debug("handing the message back", zap.Duration("delay", o.delay), zap.String("reason", o.reason))
+		if o.delay > 0 {
+			err = msg.NakWithDelay(o.delay)
+		} else {
+			err = msg.Nak()
+		}
+	case actAbandon:
+		return
+	}
+	if err != nil {
+		// The ack wait runs out and the message comes back; its record says what is done.
+		log.Warn("could not settle the message", zap.Stringer("action", o.action), zap.Error(err))
+	}
+}
+
+// nextOwner returns a lease owner unique to one delivery.
+func (w *Worker) nextOwner() string {
+	return w.cfg.ID + "/" + strconv.FormatUint(w.owners.Add(1), 10)
+}
+
+// publish publishes an event and waits for JetStream's acknowledgement.
+func (w *Worker) publish(ctx context.Context, ev *jobs.Event, data []byte) error {
+	msg := nats.NewMsg(w.cfg.Subjects.Event(ev.Kind, ev.RequestID))
+	msg.Data = data
+	setEventHeaders(msg.Header, ev)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_, err := w.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(w.cfg.EventsStream))
+	return err
+}
+
+// setEventHeaders sets the Nats-Msg-Id and the CloudEvents 1.0 binary-mode
+// attributes of an event. They depend only on the event, so publishing the
+// same event again yields the same message.
+func setEventHeaders(h nats.Header, ev *jobs.Event) {
+	h.Set(jetstream.MsgIDHeader, ev.MsgID())
+	h.Set("ce-specversion", "1.0")
+	h.Set("ce-id", ev.MsgID())
+	h.Set("ce-type", jobs.CloudEventType(ev.Kind))
+	h.Set("ce-source", jobs.CloudEventSource)
+	h.Set("ce-subject", ev.RequestID)
+	h.Set("ce-time", ev.Time.Format(time.RFC3339Nano))
+	h.Set("content-type", "application/json")
+}
+
+// leaseKeeper sends progress acks and renews the lease of every job in
+// flight, every third of the ack wait, from one goroutine for all jobs.
+type leaseKeeper struct {
+	mu   sync.Mutex
+	jobs map[*job]struct{}
+}
+
+func (k *leaseKeeper) add(j *job) {
+	j.lastRenew.Store(time.Now().UnixNano())
+	k.mu.Lock()
+	k.jobs[j] = struct{}{}
+	k.mu.Unlock()
+}
+
+func (k *leaseKeeper) remove(j *job) {
+	k.mu.Lock()
+	delete(k.jobs, j)
+	k.mu.Unlock()
+}
+
+func (k *leaseKeeper) due(before int64) []*job {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var due []*job
+	for j := range k.jobs {
+		if j.lastRenew.Load() <= before {
+			due = append(due, j)
+		}
+	}
+	return due
+}
+
+// keepLeases renews leases until ctx ends. A job whose renewal finds the
+// record changed by someone else has its context cancelled by the lease.
+func (w *Worker) keepLeases(ctx context.Context) {
+	every := w.cfg.AckWait / 3
+	tick := time.NewTicker(every / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, j := range w.leases.due(time.Now().Add(-every).UnixNano()) {
+			if ctx.Err() != nil {
+				return
+			}
+			j.lastRenew.Store(time.Now().UnixNano())
+			if err := j.msg.InProgress(); err != nil {
+				j.log.Warn("progress ack failed", zap.Error(err))
+			}
+			rctx, cancel := context.WithTimeout(ctx, every)
+			if err := j.lease.renew(rctx); err != nil && !errors.Is(err, errLeaseLost) {
+				j.log.Warn("lease renewal failed", zap.Error(err))
+			}
+			cancel()
+		}
+	}
+}
+
+// pauseGate is closed while the API rejects the worker's key.
+type pauseGate struct {
+	mu      sync.Mutex
+	on      bool
+	changed chan struct{}
+}
+
+func (g *pauseGate) set(on bool) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.on == on {
+		return false
+	}
+	g.on = on
+	if g.changed != nil {
+		close(g.changed)
+		g.changed = nil
+	}
+	return true
+}
+
+func (g *pauseGate) state() (bool, <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.changed == nil {
+		g.changed = make(chan struct{})
+	}
+	return g.on, g.changed
+}
+
+func (g *pauseGate) paused() bool { on, _ := g.state(); return on }
+
+// waitResumed blocks while paused; it returns false when ctx ends first.
+func (g *pauseGate) waitResumed(ctx context.Context) bool {
+	for {
+		on, changed := g.state()
+		if !on {
+			return ctx.Err() == nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// pauseForAuth stops taking jobs after the API answered 401.
+func (w *Worker) pauseForAuth() {
+	if w.auth.set(true) {
+		w.log.Error("the API rejected the key: no new jobs until it is accepted again; in-flight jobs are handed back",
+			zap.Duration("probe_every", w.cfg.AuthProbeInterval))
+	}
+}
+
+// probeAuth checks the key every AuthProbeInterval while paused, and lifts
+// the pause once the API accepts it.
+func (w *Worker) probeAuth(ctx context.Context) {
+	for {
+		on, changed := w.auth.state()
+		if !on {
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		if sleep(ctx, w.cfg.AuthProbeInterval) != nil {
+			return
+		}
+		_, err := w.api.Me(ctx)
+		switch {
+		case err == nil:
+			if w.auth.set(false) {
+				w.log.Info("the API accepts the key again: taking jobs")
+			}
+		case errors.Is(err, apiclient.ErrUnauthorized):
+			w.log.Warn("the API still rejects the key")
+		default:
+			w.log.Warn("probing the API failed", zap.Error(err))
+		}
+	}
+}

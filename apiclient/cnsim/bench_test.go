@@ -20,6 +20,7 @@ func BenchmarkGet(b *testing.B) {
 	}
 	id := string(r.body[7:20]) // {"id":"inst_xxxxxxxx"
 	b.ReportAllocs()
+	b.SetParallelism(8)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -37,6 +38,7 @@ func BenchmarkCreate(b *testing.B) {
 	s := start(b, cnsim.Config{})
 	var n atomic.Int64
 	b.ReportAllocs()
+	b.SetParallelism(8)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -39,7 +39,7 @@ func Example() {
 	fmt.Println(resp.StatusCode, in.ID, in.Name, in.Status, in.IPv4)
 	fmt.Println("creates:", s.Creates(), "calls:", s.Calls(cnsim.EndpointCreate))
 	// Output:
-	// 201 inst_514e28b7 worker-node-02 running 10.0.0.1
+	// 201 inst_123b195a worker-node-02 running 10.0.0.1
 	// creates: 1 calls: 1
 }
 

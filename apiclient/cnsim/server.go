@@ -169,7 +169,7 @@ func New(cfg Config) *Server {
 		regionList:    strings.Join(cfg.Regions, ", "),
 		plans:         make(map[string]bool, len(cfg.Plans)),
 		planList:      strings.Join(cfg.Plans, ", "),
-		idKey:         uint32(cfg.Seed) ^ uint32(cfg.Seed>>32),
+		idKey:         seedKey(cfg.Seed),
 		rng:           rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		byID:          make(map[string]*record),
 		byRegion:      make(map[string][]*record),
@@ -202,6 +202,11 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s := New(cfg)
 	s.ts = httptest.NewServer(s)
+	// Benchmarks call from many goroutines; the default of 2 idle
+	// connections per host would make most calls dial anew.
+	if tr, ok := s.ts.Client().Transport.(*http.Transport); ok {
+		tr.MaxIdleConnsPerHost = 256
+	}
 	return s, nil
 }
 
@@ -348,6 +353,15 @@ func (s *Server) Instance(id string) (in apiclient.Instance, ok bool) {
 		return apiclient.Instance{}, false
 	}
 	return r.view(s.now()), true
+}
+
+// seedKey spreads the seed over 32 bits (splitmix64's finaliser), so that
+// nearby seeds give unrelated ids.
+func seedKey(seed uint64) uint32 {
+	z := seed + 0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return uint32(z ^ z>>31)
 }
 
 // pick draws which of some exclusive outcomes happens, given their rates:

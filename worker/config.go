@@ -36,6 +36,10 @@ type Config struct {
 	ManageStreams bool
 	// Replicas is the replica count of the streams and bucket it creates. Defaults to 1.
 	Replicas int
+	// DuplicateWindow is the duplicate window of both streams: a request or
+	// event published again with the same Nats-Msg-Id within it is dropped
+	// by JetStream. Defaults to 2m.
+	DuplicateWindow time.Duration
 	// EventsMaxAge is how long the events stream keeps events. Defaults to 7 days.
 	EventsMaxAge time.Duration
 
@@ -108,6 +112,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 2 * time.Minute
 	}
 	if c.EventsMaxAge == 0 {
 		c.EventsMaxAge = 7 * 24 * time.Hour
@@ -184,6 +191,7 @@ func (c *Config) validate() error {
 		{"PollInitial", c.PollInitial}, {"PollMax", c.PollMax}, {"ProvisionTimeout", c.ProvisionTimeout},
 		{"NotFoundGrace", c.NotFoundGrace}, {"ShutdownTimeout", c.ShutdownTimeout},
 		{"AuthProbeInterval", c.AuthProbeInterval}, {"FetchMaxWait", c.FetchMaxWait}, {"EventsMaxAge", c.EventsMaxAge},
+		{"DuplicateWindow", c.DuplicateWindow},
 	} {
 		if d.v < 0 {
 			bad(d.name, "must not be negative, got %s", d.v)

@@ -3,15 +3,9 @@ package worker
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// duplicateWindow is the JetStream duplicate window of both streams: a
-// request or event published again with the same Nats-Msg-Id within it is
-// dropped by the server.
-const duplicateWindow = 2 * time.Minute
 
 // RequestsStreamConfig is the requests stream of docs/CONTRACT.md.
 func (c *Config) RequestsStreamConfig() jetstream.StreamConfig {
@@ -22,7 +16,7 @@ func (c *Config) RequestsStreamConfig() jetstream.StreamConfig {
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.Replicas,
-		Duplicates:  duplicateWindow,
+		Duplicates:  c.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
 	}
 }
@@ -37,7 +31,7 @@ func (c *Config) EventsStreamConfig() jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.Replicas,
 		MaxAge:      c.EventsMaxAge,
-		Duplicates:  duplicateWindow,
+		Duplicates:  c.DuplicateWindow,
 	}
 }
 

@@ -179,3 +179,127 @@ func TestExpectedEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestStormOnCreateClears: a 503 storm on create that clears completes the
+// request with one instance.
+func TestStormOnCreateClears(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(_ *worker.Config, sc *cnsim.Config, _ *apiclient.Config) {
+		sc.Faults = cnsim.Faults{ErrorRate: map[cnsim.Endpoint]float64{cnsim.EndpointCreate: 1}, ErrorStatus: 503, RetryAfter: time.Second}
+	})
+	e.publishRequest(request("storm"))
+	deadline := time.Now().Add(10 * time.Second)
+	for e.sim.Calls(cnsim.EndpointCreate) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d create calls during the storm", e.sim.Calls(cnsim.EndpointCreate))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := e.sim.Creates(); n != 0 {
+		t.Fatalf("%d instances created during the storm", n)
+	}
+	e.sim.SetFaults(cnsim.Faults{})
+	evs := e.waitTerminal(30*time.Second, "storm")["storm"]
+	if got := kinds(evs); !reflect.DeepEqual(got, []jobs.Kind{jobs.KindCreated, jobs.KindCompleted}) {
+		t.Fatalf("events %v, want [created completed]", got)
+	}
+	if n := e.sim.CreatesByName("vm-storm"); n != 1 {
+		t.Errorf("%d instances, want 1", n)
+	}
+	e.waitDrained(5 * time.Second)
+}
+
+// TestDuplicateRequest: the same request published twice (the second outside
+// JetStream's duplicate window, so with another Nats-Msg-Id) yields one
+// instance and the same terminal event twice.
+func TestDuplicateRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, shortDuplicateWindow)
+	r := request("dup")
+	body, _ := json.Marshal(r)
+	e.publish(body, "dup")
+	e.waitTerminal(20*time.Second, "dup")
+	// Inside the window the events stream drops the same terminal event again.
+	e.publish(body, "dup-inside")
+	e.waitDrained(5 * time.Second)
+	if n := len(byRequest(e.events())["dup"]); n != 2 {
+		t.Fatalf("%d events after a duplicate inside the window, want 2", n)
+	}
+	time.Sleep(2 * dupWindow)
+	e.publish(body, "dup-outside")
+	evs := e.waitEvents(20*time.Second, "the terminal event again", func(evs []storedEvent) bool {
+		return len(byRequest(evs)["dup"]) == 3
+	})
+	got := byRequest(evs)["dup"]
+	if k := kinds(got); !reflect.DeepEqual(k, []jobs.Kind{jobs.KindCreated, jobs.KindCompleted, jobs.KindCompleted}) {
+		t.Fatalf("events %v", k)
+	}
+	if string(got[1].data) != string(got[2].data) {
+		t.Errorf("terminal events differ:\n%s\n%s", got[1].data, got[2].data)
+	}
+	if n := e.sim.CreatesByName("vm-dup"); n != 1 {
+		t.Errorf("%d instances, want 1", n)
+	}
+	e.waitDrained(5 * time.Second)
+}
+
+const dupWindow = 500 * time.Millisecond
+
+// shortDuplicateWindow lets a test publish "after the dedup window".
+func shortDuplicateWindow(wc *worker.Config, _ *cnsim.Config, _ *apiclient.Config) {
+	wc.DuplicateWindow = dupWindow
+}
+
+// TestIdempotencyConflict: the same request_id with another body is rejected
+// and the original request is untouched.
+func TestIdempotencyConflict(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, shortDuplicateWindow)
+	orig := request("conflict")
+	e.publishRequest(orig)
+	first := e.waitTerminal(20*time.Second, "conflict")["conflict"]
+
+	other := orig
+	other.Name = "another-name"
+	other.Metadata = map[string]string{"team": "search"}
+	body, _ := json.Marshal(other)
+	e.publish(body, "conflict-2")
+	evs := e.waitEvents(20*time.Second, "rejected event", func(evs []storedEvent) bool {
+		return len(byRequest(evs)["conflict"]) == 3
+	})
+	got := byRequest(evs)["conflict"]
+	rejected := normalized(got[2].ev)
+	want := jobs.Event{RequestID: "conflict", Kind: jobs.KindRejected, Metadata: map[string]string{"team": "search"}, StreamSequence: 2,
+		Error: &jobs.EventError{Code: "IDEMPOTENCY_CONFLICT", Message: "request_id conflict was already used with a different body; the original request is unaffected"}}
+	if !reflect.DeepEqual(rejected, want) {
+		g, _ := json.Marshal(rejected)
+		w, _ := json.Marshal(want)
+		t.Errorf("rejected event\n got %s\nwant %s", g, w)
+	}
+	if got[2].subject != "provision.events.rejected.conflict" {
+		t.Errorf("subject %s", got[2].subject)
+	}
+	if e.sim.CreatesByName("another-name") != 0 || e.sim.CreatesByName("vm-conflict") != 1 {
+		t.Errorf("instances: original %d, conflicting %d", e.sim.CreatesByName("vm-conflict"), e.sim.CreatesByName("another-name"))
+	}
+	// The original still answers with its own outcome.
+	time.Sleep(2 * dupWindow)
+	e.publish(mustJSON(t, orig), "conflict-3")
+	evs = e.waitEvents(20*time.Second, "original terminal again", func(evs []storedEvent) bool {
+		return len(byRequest(evs)["conflict"]) == 4
+	})
+	again := byRequest(evs)["conflict"][3]
+	if string(again.data) != string(first[1].data) {
+		t.Errorf("original's terminal event changed:\n%s\n%s", first[1].data, again.data)
+	}
+	e.waitDrained(5 * time.Second)
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,10 +23,6 @@ import (
 	"github.com/cloudnexus/provisioner/jobs"
 )
 
-// devNATSAddr is where -dev's NATS server listens, so that the nats CLI's
-// default server reaches it.
-const devNATSAddr = "127.0.0.1:4222"
-
 // devEnv is what -dev runs in-process: a NATS server with JetStream and the
 // CloudNexus simulator.
 type devEnv struct {
@@ -35,14 +30,13 @@ type devEnv struct {
 	close                   func()
 }
 
-func startDev(ctx context.Context, dataDir string, log *zap.Logger) (*devEnv, error) {
-	host, port, _ := net.SplitHostPort(devNATSAddr)
-	var p int
-	fmt.Sscan(port, &p)
+// startDev starts NATS on 127.0.0.1:port (4222 by default, so that the nats
+// CLI's default server reaches it) and the simulator on a free port.
+func startDev(dataDir string, port int, log *zap.Logger) (*devEnv, error) {
 	ns, err := server.NewServer(&server.Options{
 		ServerName: "provisioner-dev",
-		Host:       host,
-		Port:       p,
+		Host:       "127.0.0.1",
+		Port:       port,
 		JetStream:  true,
 		StoreDir:   dataDir,
 		NoSigs:     true,
@@ -53,7 +47,7 @@ func startDev(ctx context.Context, dataDir string, log *zap.Logger) (*devEnv, er
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
-		return nil, fmt.Errorf("dev NATS server did not start on %s (is another NATS server running there?)", devNATSAddr)
+		return nil, fmt.Errorf("dev NATS server did not start on 127.0.0.1:%d (is another NATS server running there?)", port)
 	}
 
 	sim := cnsim.New(cnsim.Config{ProvisionDelay: 3 * time.Second})
@@ -82,7 +76,7 @@ func startDev(ctx context.Context, dataDir string, log *zap.Logger) (*devEnv, er
 
 // publishSamples publishes every *.json request in dir, with Nats-Msg-Id set
 // to its request_id as publishers should.
-func publishSamples(ctx context.Context, js jetstream.JetStream, subjects jobs.Subjects, dir string, log *zap.Logger) {
+func publishSamples(ctx context.Context, js jetstream.JetStream, subjects jobs.Subjects, stream, dir string, log *zap.Logger) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil || len(files) == 0 {
 		log.Warn("no sample requests to publish", zap.String("dir", dir))
@@ -91,10 +85,13 @@ func publishSamples(ctx context.Context, js jetstream.JetStream, subjects jobs.S
 	sort.Strings(files)
 	// The worker creates the stream; wait for it.
 	for {
-		if _, err := js.Stream(ctx, "PROVISION_REQUESTS"); err == nil || ctx.Err() != nil {
+		if _, err := js.Stream(ctx, stream); err == nil || ctx.Err() != nil {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -166,5 +163,3 @@ func formatEvent(data []byte) string {
 	}
 	return b.String()
 }
-
-var _ = errors.New

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,6 +29,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	samples := fs.String("samples", "testdata/requests", "with -dev: directory of sample requests (*.json) to publish at start")
 	noSamples := fs.Bool("no-samples", false, "with -dev: do not publish the sample requests")
 	dataDir := fs.String("data", "data", "with -dev: JetStream store directory")
+	natsPort := fs.Int("dev-nats-port", 4222, "with -dev: port of the in-process NATS server on 127.0.0.1 (-1 for any free port)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -48,7 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer func() { _ = log.Sync() }()
 
-	if err := serve(ctx, cfg, log, devOptions{enabled: cfg.Dev, samples: *samples, publishSamples: !*noSamples, dataDir: *dataDir, out: stdout}); err != nil {
+	if err := serve(ctx, cfg, log, devOptions{enabled: cfg.Dev, samples: *samples, publishSamples: !*noSamples, dataDir: *dataDir, natsPort: *natsPort, out: stdout}); err != nil {
 		log.Error("provisioner failed", zap.Error(err))
 		return 1
 	}
@@ -78,6 +80,7 @@ type devOptions struct {
 	samples        string
 	publishSamples bool
 	dataDir        string
+	natsPort       int
 	out            io.Writer
 }
 
@@ -85,7 +88,7 @@ type devOptions struct {
 func serve(ctx context.Context, cfg *config, log *zap.Logger, dev devOptions) error {
 	natsURL, apiURL, apiKey := cfg.NATSURL, cfg.APIURL, string(cfg.APIKey)
 	if dev.enabled {
-		env, err := startDev(ctx, dev.dataDir, log)
+		env, err := startDev(dev.dataDir, dev.natsPort, log)
 		if err != nil {
 			return err
 		}
@@ -169,7 +172,9 @@ func serve(ctx context.Context, cfg *config, log *zap.Logger, dev devOptions) er
 		}
 		defer stopPrinter()
 		if dev.publishSamples {
-			go publishSamples(ctx, js, subjects, dev.samples, log)
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			wg.Go(func() { publishSamples(ctx, js, subjects, cfg.RequestsStream, dev.samples, log) })
 		}
 		fmt.Fprintf(dev.out, "\nprovisioner -dev: NATS at %s, CloudNexus simulator at %s\n", natsURL, apiURL)
 		fmt.Fprintf(dev.out, "publish a request:  nats --server %s pub %s '{\"request_id\":\"req-1\",\"name\":\"demo-1\",\"plan\":\"standard-4\",\"region\":\"eu-west-1\",\"image\":\"ubuntu-22.04\"}'\n\n", natsURL, subjects.Create())

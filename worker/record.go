@@ -146,10 +146,10 @@ func (l *lease) release(ctx context.Context, change func(*record)) error {
 type claimResult int
 
 const (
-	claimed     claimResult = iota // the lease is ours
-	claimDone                      // the job has a terminal event
-	claimHeld                      // another delivery holds a live lease
-	claimConflict                  // the request_id has another body
+	claimed       claimResult = iota // the lease is ours
+	claimDone                        // the job has a terminal event
+	claimHeld                        // another delivery holds a live lease
+	claimConflict                    // the request_id has another body
 )
 
 // claim takes the lease on key for owner, creating the record when the

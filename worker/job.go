@@ -117,7 +117,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, meta *jetstream
 // ensureInstance returns the job's instance: the one recorded by an earlier
 // delivery, one found by name after a create whose outcome is unknown, or a
 // new one. fresh is true when the instance came from the API just now.
-func (j *job) ensureInstance(ctx context.Context, rec record) (inst *apiclient.Instance, fresh bool, o outcome, ok bool) {
+func (j *job) ensureInstance(ctx context.Context, rec Record) (inst *apiclient.Instance, fresh bool, o outcome, ok bool) {
 	w := j.w
 	if rec.InstanceID != "" {
 		// Resumed after the create. The created event may not have gone out;
@@ -133,7 +133,7 @@ func (j *job) ensureInstance(ctx context.Context, rec record) (inst *apiclient.I
 	// later attempt, in this delivery or another, looks for it first.
 	ambiguous := !rec.CreateStartedAt.IsZero()
 	if !ambiguous {
-		if err := j.lease.update(ctx, func(r *record) { r.CreateStartedAt = w.cfg.Now() }); err != nil {
+		if err := j.lease.update(ctx, func(r *Record) { r.CreateStartedAt = w.cfg.Now() }); err != nil {
 			return nil, false, j.storeFailed(ctx, err), false
 		}
 	} else {
@@ -184,7 +184,7 @@ func (j *job) ensureInstance(ctx context.Context, rec record) (inst *apiclient.I
 	ev := jobs.NewEvent(jobs.KindCreated, j.req.RequestID, j.req.Metadata, createdAt)
 	ev.Instance = inst
 	data, _ := json.Marshal(ev)
-	if err := j.lease.update(ctx, func(r *record) {
+	if err := j.lease.update(ctx, func(r *Record) {
 		r.InstanceID, r.InstanceCreatedAt, r.Created = inst.ID, createdAt, data
 		r.APICalls = j.apiCalls()
 	}); err != nil {
@@ -311,7 +311,7 @@ func (j *job) finish(ctx context.Context, ev *jobs.Event) outcome {
 	if err != nil {
 		return j.handBack(ctx, w.cfg.AckWait, "encode event: "+err.Error())
 	}
-	if err := j.lease.release(ctx, func(r *record) {
+	if err := j.lease.release(ctx, func(r *Record) {
 		r.Terminal = data
 		r.APICalls = j.apiCalls()
 	}); err != nil {
@@ -391,7 +391,7 @@ func (j *job) retryLater(ctx context.Context, cause error, instanceID string) ou
 	}
 	delay := retryDelay(attempts, w.cfg.AckWait)
 	j.log.Warn("attempt failed; retrying later", zap.Int("attempts", attempts), zap.Duration("delay", delay), zap.Error(cause))
-	if err := j.lease.release(ctx, func(r *record) {
+	if err := j.lease.release(ctx, func(r *Record) {
 		r.Attempts, r.LastError, r.APICalls = attempts, cause.Error(), j.apiCalls()
 	}); err != nil {
 		return j.storeFailed(ctx, err)
@@ -431,7 +431,7 @@ func (j *job) handBack(ctx context.Context, delay time.Duration, reason string) 
 	if j.lease != nil && !errors.Is(context.Cause(ctx), errLeaseLost) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := j.lease.release(rctx, func(r *record) { r.APICalls = j.apiCalls() }); err != nil && !errors.Is(err, errLeaseLost) {
+		if err := j.lease.release(rctx, func(r *Record) { r.APICalls = j.apiCalls() }); err != nil && !errors.Is(err, errLeaseLost) {
 			j.log.Warn("could not release the job lease; it expires by itself", zap.Error(err))
 		}
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/cloudnexus/provisioner/jobs"
 )
 
-// record is a job's state in the KV bucket, under its request_id. It is the
+// Record is a job's state in the KV bucket, under its request_id, as JSON. It is the
 // only state that survives a crash: a redelivered request resumes from it.
-type record struct {
+type Record struct {
 	// Fingerprint of the request body; another body under the same
 	// request_id is an idempotency conflict.
 	Fingerprint string `json:"fingerprint"`
@@ -49,7 +49,7 @@ type record struct {
 }
 
 // Phase names where a job stands, for logs and provisionctl.
-func (r *record) Phase() string {
+func (r *Record) Phase() string {
 	switch {
 	case r.Terminal != nil:
 		return "done"
@@ -79,13 +79,13 @@ type lease struct {
 	lost context.CancelCauseFunc
 
 	mu       sync.Mutex
-	rec      record
+	rec      Record
 	rev      uint64
 	released bool // the record no longer names owner: nothing to renew
 }
 
 // get returns a copy of the current record.
-func (l *lease) get() record {
+func (l *lease) get() Record {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.rec
@@ -94,7 +94,7 @@ func (l *lease) get() record {
 // update applies change to the record and writes it with compare-and-set,
 // extending the lease. It returns errLeaseLost (and cancels the job) when the
 // record was changed by someone else.
-func (l *lease) update(ctx context.Context, change func(*record)) error {
+func (l *lease) update(ctx context.Context, change func(*Record)) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	next := l.rec
@@ -133,8 +133,8 @@ func (l *lease) renew(ctx context.Context) error {
 
 // release gives the lease up so that another delivery can take the job at
 // once, keeping whatever else the record holds.
-func (l *lease) release(ctx context.Context, change func(*record)) error {
-	return l.update(ctx, func(r *record) {
+func (l *lease) release(ctx context.Context, change func(*Record)) error {
+	return l.update(ctx, func(r *Record) {
 		if change != nil {
 			change(r)
 		}
@@ -155,29 +155,29 @@ const (
 // claim takes the lease on key for owner, creating the record when the
 // request is new. On claimHeld the returned duration is how long the other
 // lease has left; on claimDone and claimConflict the record is returned.
-func claim(ctx context.Context, kv jetstream.KeyValue, key, owner, fingerprint string, seq uint64, ttl time.Duration, now func() time.Time) (*lease, record, claimResult, time.Duration, error) {
+func claim(ctx context.Context, kv jetstream.KeyValue, key, owner, fingerprint string, seq uint64, ttl time.Duration, now func() time.Time) (*lease, Record, claimResult, time.Duration, error) {
 	for try := 0; ; try++ {
 		t := now()
 		entry, err := kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			rec := record{Fingerprint: fingerprint, Owner: owner, LeaseUntil: t.Add(ttl), StreamSequence: seq, StartedAt: t}
+			rec := Record{Fingerprint: fingerprint, Owner: owner, LeaseUntil: t.Add(ttl), StreamSequence: seq, StartedAt: t}
 			data, _ := json.Marshal(&rec)
 			rev, err := kv.Create(ctx, key, data)
 			if err == nil {
 				return &lease{kv: kv, key: key, owner: owner, ttl: ttl, now: now, rec: rec, rev: rev}, rec, claimed, 0, nil
 			}
 			if !errors.Is(err, jetstream.ErrKeyExists) || try > 2 {
-				return nil, record{}, 0, 0, fmt.Errorf("create job record: %w", err)
+				return nil, Record{}, 0, 0, fmt.Errorf("create job record: %w", err)
 			}
 			continue // another delivery created it first: look again
 		case err != nil:
-			return nil, record{}, 0, 0, fmt.Errorf("read job record: %w", err)
+			return nil, Record{}, 0, 0, fmt.Errorf("read job record: %w", err)
 		}
 
-		var rec record
+		var rec Record
 		if err := json.Unmarshal(entry.Value(), &rec); err != nil {
-			return nil, record{}, 0, 0, fmt.Errorf("decode job record (revision %d): %w", entry.Revision(), err)
+			return nil, Record{}, 0, 0, fmt.Errorf("decode job record (revision %d): %w", entry.Revision(), err)
 		}
 		switch {
 		case rec.Fingerprint != fingerprint:
@@ -194,7 +194,7 @@ func claim(ctx context.Context, kv jetstream.KeyValue, key, owner, fingerprint s
 			return &lease{kv: kv, key: key, owner: owner, ttl: ttl, now: now, rec: rec, rev: rev}, rec, claimed, 0, nil
 		}
 		if !(errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)) || try > 2 {
-			return nil, record{}, 0, 0, fmt.Errorf("take over job record: %w", err)
+			return nil, Record{}, 0, 0, fmt.Errorf("take over job record: %w", err)
 		}
 	}
 }

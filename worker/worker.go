@@ -217,12 +217,13 @@ func (w *Worker) fetch(ctx, jobCtx context.Context, n int, slots chan struct{}) 
 // rebind finds (or, when managing streams, recreates) the consumer after it
 // was lost, for instance when its stream was recreated or its leader moved.
 func (w *Worker) rebind(ctx context.Context) {
-	cons, kv, err := w.setup(ctx)
+	// The KV handle stays valid (it names the bucket's stream); only the
+	// consumer is bound again.
+	cons, _, err := w.setup(ctx)
 	if err != nil {
 		w.log.Warn("rebinding the consumer failed", zap.Error(err))
 		return
 	}
-	w.kv = kv // same bucket; the handle is cheap to refresh
 	w.consumer.Store(&cons)
 	w.bound.Store(true)
 	w.log.Info("consumer bound again")

@@ -87,6 +87,9 @@ type CallInfo struct {
 	StatusCode int    // 0 when no response was received
 	Duration   time.Duration
 	Err        error // nil when the attempt succeeded
+	// Retry is true when the attempt repeats an earlier one: the second or
+	// later run of the innermost Retry's op that made it.
+	Retry bool
 }
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -302,7 +305,7 @@ func (c *Client) DeleteInstance(ctx context.Context, id string) error {
 
 // ListInstances returns one page of GET /v1/instances, retrying with Retry.
 // Zero fields of opts are not sent. On failure it returns nil and the last
-// error; a 2xx body without an "instances" array is a Retryable error.
+// error; a 2xx body without an "instances" key is a Retryable error.
 func (c *Client) ListInstances(ctx context.Context, opts ListOptions) (*InstanceList, error) {
 	q := url.Values{}
 	if opts.Status != "" {
@@ -445,21 +448,25 @@ func decodeInstance(b []byte) (*Instance, error) {
 	return &inst, nil
 }
 
-// decodeList decodes a list page, which must have an "instances" array:
-// taking another 2xx body for an empty page could make FindInstanceByName
-// miss an instance.
+// decodeList decodes a list page, which must have an "instances" key (null
+// counts as no instances): taking another 2xx body for an empty page could
+// make FindInstanceByName miss an instance.
 func decodeList(b []byte) (*InstanceList, error) {
 	var page struct {
-		Instances *[]Instance `json:"instances"`
-		Meta      ListMeta    `json:"meta"`
+		Instances json.RawMessage `json:"instances"`
+		Meta      ListMeta        `json:"meta"`
 	}
 	if err := json.Unmarshal(b, &page); err != nil {
 		return nil, err
 	}
-	if page.Instances == nil {
-		return nil, errors.New(`response has no "instances" array`)
+	if len(page.Instances) == 0 {
+		return nil, errors.New(`response has no "instances"`)
 	}
-	return &InstanceList{Instances: *page.Instances, Meta: page.Meta}, nil
+	list := &InstanceList{Meta: page.Meta}
+	if err := json.Unmarshal(page.Instances, &list.Instances); err != nil {
+		return nil, err
+	}
+	return list, nil
 }
 
 // call is one HTTP request of an endpoint.
@@ -510,13 +517,21 @@ func (c *Client) do(ctx context.Context, cl call) (err error) {
 	for k, v := range cl.header {
 		req.Header[k] = v
 	}
+	if cl.method == http.MethodPost {
+		// net/http re-sends a request carrying an Idempotency-Key by itself
+		// when a reused connection drops before the answer. Against an API
+		// that ignores the key that is a second instance nobody hears of;
+		// without GetBody the error comes back here, and the caller looks
+		// for the instance before creating again.
+		req.GetBody = nil
+	}
 
 	countCall(ctx)
 	start := time.Now()
 	status := 0
 	defer func() {
 		if c.cfg.Observer != nil {
-			c.cfg.Observer(CallInfo{Endpoint: cl.endpoint, StatusCode: status, Duration: time.Since(start), Err: err})
+			c.cfg.Observer(CallInfo{Endpoint: cl.endpoint, StatusCode: status, Duration: time.Since(start), Err: err, Retry: isRetry(ctx)})
 		}
 	}()
 

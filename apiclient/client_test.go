@@ -469,10 +469,7 @@ func TestTimeoutPerAttempt(t *testing.T) {
 	var n atomic.Int64
 	slowFirst := func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1) == 1 {
-			select {
-			case <-r.Context().Done():
-			case <-time.After(5 * time.Second):
-			}
+			stall(w, r)
 			return
 		}
 		writeJSON(w, 200, testInstance("inst_1"))
@@ -503,9 +500,7 @@ func TestTimeoutPerAttempt(t *testing.T) {
 
 func TestCallerCancellationIsNotRetryable(t *testing.T) {
 	t.Parallel()
-	c, calls := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done()
-	}, nil)
+	c, calls := newTestClient(t, stall, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := c.GetInstance(ctx, "inst_1")
@@ -612,7 +607,7 @@ func TestAPIKeyNeverInErrors(t *testing.T) {
 			_, _ = io.WriteString(w, "denied: "+r.Header.Get("Authorization"))
 		}},
 		{name: "network error", handler: hangUp},
-		{name: "timeout", handler: func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }},
+		{name: "timeout", handler: stall},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

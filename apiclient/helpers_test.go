@@ -2,6 +2,7 @@ package apiclient_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -73,5 +74,16 @@ func testInstance(id string) map[string]any {
 	return map[string]any{
 		"id": id, "name": "worker-node-02", "status": "pending", "region": "eu-west-1",
 		"plan": "standard-8", "created_at": "2025-03-14T08:22:00Z",
+	}
+}
+
+// stall never answers: it waits until the client gives up on the request
+// (or 10s pass). It reads the body first, because the server notices a
+// closed connection only once the body is consumed.
+func stall(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	select {
+	case <-r.Context().Done():
+	case <-time.After(10 * time.Second):
 	}
 }

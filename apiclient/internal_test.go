@@ -86,24 +86,33 @@ func TestGateProbe(t *testing.T) {
 
 			var probes, through atomic.Int64
 			probeIn := make(chan struct{})
+			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer cancel() // on a failure, so the waiters return
 			for range waiters {
 				wg.Go(func() {
-					probe, err := g.enter(context.Background())
+					probe, err := g.enter(ctx)
 					if err != nil {
-						t.Errorf("enter: %v", err)
 						return
 					}
 					if probe {
 						probes.Add(1)
-						probeIn <- struct{}{}
+						select {
+						case probeIn <- struct{}{}:
+						case <-ctx.Done():
+						}
 						return
 					}
 					through.Add(1)
 				})
 			}
 			for i, o := range tt.outcomes {
-				<-probeIn
+				select {
+				case <-probeIn:
+				case <-time.After(5 * time.Second):
+					t.Fatalf("probe %d: no caller was let through", i)
+				}
 				// While the probe is out nobody else gets in.
 				time.Sleep(30 * time.Millisecond)
 				if n := through.Load(); n != 0 {

@@ -35,10 +35,16 @@ func (c *Client) Retry(ctx context.Context, op func(ctx context.Context) error) 
 	}
 	policy := &floorBackOff{ExponentialBackOff: exp}
 	var last error
+	attempt := 0
 	err := backoff.RetryNotify(func() error {
-		err := op(ctx)
+		attempt++
+		err := op(context.WithValue(ctx, attemptKey{}, attempt))
 		if err == nil {
 			return nil
+		}
+		if perm, ok := errors.AsType[*backoff.PermanentError](err); ok {
+			last = perm.Err
+			return err
 		}
 		last = err
 		if !Retryable(err) {
@@ -55,6 +61,15 @@ func (c *Client) Retry(ctx context.Context, op func(ctx context.Context) error) 
 		return fmt.Errorf("%w (last error: %v)", err, last)
 	}
 	return err
+}
+
+// attemptKey is the context key of the number of the attempt Retry is on.
+type attemptKey struct{}
+
+// isRetry reports whether ctx is that of a second or later attempt of Retry.
+func isRetry(ctx context.Context) bool {
+	n, _ := ctx.Value(attemptKey{}).(int)
+	return n > 1
 }
 
 // floorBackOff is an ExponentialBackOff whose next wait is at least floor,

@@ -104,7 +104,7 @@ func TestRetryStopsWhenContextEnds(t *testing.T) {
 	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		writeAPIError(w, 503, "OVERLOADED", "try later")
-	}, nil)
+	}, func(cfg *apiclient.Config) { cfg.RetryMaxElapsed = time.Minute })
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()

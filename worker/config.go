@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
 	"github.com/cloudnexus/provisioner/jobs"
@@ -80,6 +83,11 @@ type Config struct {
 	Logger *zap.Logger
 	// Hooks receive notifications for metrics; any field may be nil.
 	Hooks Hooks
+	// TracerProvider makes the span of each job. Defaults to a no-op provider.
+	TracerProvider trace.TracerProvider
+	// Propagator reads the trace context of a request message's headers and
+	// writes it on every event's. Defaults to none: no trace is continued.
+	Propagator propagation.TextMapPropagator
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -94,8 +102,21 @@ type Hooks struct {
 	// Redelivered is called for each message delivered more than once.
 	Redelivered func()
 	// JobHandedBack is called when a job is handed back to the stream, with why.
-	JobHandedBack func(reason string)
+	JobHandedBack func(reason HandBackReason)
 }
+
+// HandBackReason is why a job was handed back to the stream: a small fixed
+// set, fit for a metric label; the log has the details.
+type HandBackReason string
+
+// The reasons a job is handed back.
+const (
+	HandBackShutdown  HandBackReason = "shutdown"   // the worker is stopping
+	HandBackAuth      HandBackReason = "auth"       // the API rejected the key
+	HandBackLeaseHeld HandBackReason = "lease_held" // another delivery holds the job
+	HandBackNATS      HandBackReason = "nats"       // the job record or an event could not be written
+	HandBackOther     HandBackReason = "other"
+)
 
 func (c *Config) withDefaults() {
 	if c.RequestsStream == "" {
@@ -155,6 +176,12 @@ func (c *Config) withDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.NewCompositeTextMapPropagator()
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -71,12 +71,13 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, meta *jetstream
 	}
 	j.req = req
 	j.log = log.With(zap.String("request_id", req.RequestID))
+	traceRequest(ctx, req.RequestID)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	l, rec, res, held, err := claim(ctx, w.kv, req.RequestID, w.nextOwner(), req.Fingerprint(), meta.Sequence.Stream, w.cfg.AckWait, w.cfg.Now)
 	if err != nil {
-		return j.handBack(ctx, w.cfg.AckWait/3, "claim job: "+err.Error())
+		return j.handBack(ctx, w.cfg.AckWait/3, HandBackNATS, "claim job: "+err.Error())
 	}
 	switch res {
 	case claimConflict:
@@ -89,7 +90,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, meta *jetstream
 		}
 		return outcome{action: actAck}
 	case claimHeld:
-		return outcome{action: actNak, delay: held + jitter(time.Second), reason: "another delivery holds the job"}
+		return j.handBack(ctx, held+jitter(time.Second), HandBackLeaseHeld, "another delivery holds the job")
 	}
 	l.lost = cancel
 	j.lease = l
@@ -123,7 +124,7 @@ func (j *job) ensureInstance(ctx context.Context, rec Record) (inst *apiclient.I
 		// Resumed after the create. The created event may not have gone out;
 		// publishing it again is dropped by JetStream within the duplicate window.
 		if err := j.publishStored(ctx, rec.Created); err != nil {
-			return nil, false, j.handBack(ctx, w.cfg.AckWait/3, err.Error()), false
+			return nil, false, j.handBack(ctx, w.cfg.AckWait/3, HandBackNATS, err.Error()), false
 		}
 		return &apiclient.Instance{ID: rec.InstanceID}, false, outcome{}, true
 	}
@@ -191,7 +192,7 @@ func (j *job) ensureInstance(ctx context.Context, rec Record) (inst *apiclient.I
 		return nil, false, j.storeFailed(ctx, err), false
 	}
 	if err := w.publish(ctx, ev, data); err != nil {
-		return nil, false, j.handBack(ctx, w.cfg.AckWait/3, "publish created event: "+err.Error()), false
+		return nil, false, j.handBack(ctx, w.cfg.AckWait/3, HandBackNATS, "publish created event: "+err.Error()), false
 	}
 	return inst, true, outcome{}, true
 }
@@ -309,7 +310,7 @@ func (j *job) finish(ctx context.Context, ev *jobs.Event) outcome {
 	w := j.w
 	data, err := json.Marshal(ev)
 	if err != nil {
-		return j.handBack(ctx, w.cfg.AckWait, "encode event: "+err.Error())
+		return j.handBack(ctx, w.cfg.AckWait, HandBackOther, "encode event: "+err.Error())
 	}
 	if err := j.lease.release(ctx, func(r *Record) {
 		r.Terminal = data
@@ -371,7 +372,7 @@ func (j *job) apiFailed(ctx context.Context, err error, instanceID string) outco
 		return j.interrupted(ctx)
 	case errors.Is(err, apiclient.ErrUnauthorized):
 		w.pauseForAuth()
-		return j.handBack(ctx, w.cfg.AuthProbeInterval, "the API rejected the key")
+		return j.handBack(ctx, w.cfg.AuthProbeInterval, HandBackAuth, "the API rejected the key")
 	case apiclient.Retryable(err) || !errors.As(err, &apiErr):
 		return j.retryLater(ctx, err, instanceID)
 	}
@@ -413,7 +414,7 @@ func (j *job) interrupted(ctx context.Context) outcome {
 		j.log.Warn("lease lost: another delivery continues the job")
 		return outcome{action: actAbandon, reason: "lease lost"}
 	}
-	return j.handBack(ctx, 0, "shutting down")
+	return j.handBack(ctx, 0, HandBackShutdown, "shutting down")
 }
 
 // storeFailed is the outcome of a failed write of the job record.
@@ -421,13 +422,13 @@ func (j *job) storeFailed(ctx context.Context, err error) outcome {
 	if errors.Is(err, errLeaseLost) {
 		return j.interrupted(ctx)
 	}
-	return j.handBack(ctx, j.w.cfg.AckWait/3, err.Error())
+	return j.handBack(ctx, j.w.cfg.AckWait/3, HandBackNATS, err.Error())
 }
 
 // handBack releases the lease (when held) so the next delivery can start at
 // once, and returns a nak after delay. It works on a context of its own so
 // that it also runs when ctx ended for shutdown.
-func (j *job) handBack(ctx context.Context, delay time.Duration, reason string) outcome {
+func (j *job) handBack(ctx context.Context, delay time.Duration, why HandBackReason, reason string) outcome {
 	if j.lease != nil && !errors.Is(context.Cause(ctx), errLeaseLost) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -436,7 +437,7 @@ func (j *job) handBack(ctx context.Context, delay time.Duration, reason string) 
 		}
 	}
 	if j.w.cfg.Hooks.JobHandedBack != nil {
-		j.w.cfg.Hooks.JobHandedBack(reason)
+		j.w.cfg.Hooks.JobHandedBack(why)
 	}
 	return outcome{action: actNak, delay: delay, reason: reason}
 }

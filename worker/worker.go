@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/cloudnexus/provisioner/apiclient"
@@ -32,10 +33,11 @@ type API interface {
 // Worker consumes create requests and provisions their instances. Create it
 // with New and run it with Run.
 type Worker struct {
-	cfg Config
-	log *zap.Logger
-	api API
-	js  jetstream.JetStream
+	cfg    Config
+	log    *zap.Logger
+	api    API
+	js     jetstream.JetStream
+	tracer trace.Tracer
 
 	kv       jetstream.KeyValue
 	consumer atomic.Pointer[jetstream.Consumer]
@@ -57,7 +59,8 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger.With(zap.String("worker", cfg.ID)), api: cfg.API, js: cfg.JetStream}
+	w := &Worker{cfg: cfg, log: cfg.Logger.With(zap.String("worker", cfg.ID)), api: cfg.API, js: cfg.JetStream,
+		tracer: cfg.TracerProvider.Tracer(tracerName)}
 	w.polls = pollPlanner{initial: cfg.PollInitial, max: cfg.PollMax}
 	w.leases.jobs = make(map[*job]struct{})
 	return w, nil
@@ -122,6 +125,9 @@ func (w *Worker) Ready() error {
 	}
 	return nil
 }
+
+// Paused reports whether the worker takes no jobs because the API rejected its key.
+func (w *Worker) Paused() bool { return w.auth.paused() }
 
 // InFlight returns the number of jobs being worked on now.
 func (w *Worker) InFlight() int64 { return w.inFlight.Load() }
@@ -241,6 +247,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	if meta.NumDelivered > 1 && w.cfg.Hooks.Redelivered != nil {
 		w.cfg.Hooks.Redelivered()
 	}
+	ctx, span := w.startJobSpan(ctx, msg, meta)
+	defer span.End()
 	o := func() (o outcome) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -250,6 +258,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		}()
 		return w.process(ctx, msg, meta, log)
 	}()
+	span.SetAttributes(attrOutcome.String(o.action.String()))
 	w.settle(msg, o, log)
 }
 
@@ -287,6 +296,7 @@ func (w *Worker) publish(ctx context.Context, ev *jobs.Event, data []byte) error
 	msg := nats.NewMsg(w.cfg.Subjects.Event(ev.Kind, ev.RequestID))
 	msg.Data = data
 	setEventHeaders(msg.Header, ev)
+	w.traceEvent(ctx, msg.Header, ev)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_, err := w.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(w.cfg.EventsStream))

@@ -10,6 +10,7 @@ import (
 	"github.com/cloudnexus/provisioner/apiclient"
 	"github.com/cloudnexus/provisioner/apiclient/cnsim"
 	"github.com/cloudnexus/provisioner/jobs"
+	"github.com/cloudnexus/provisioner/jobs/schema"
 	"github.com/cloudnexus/provisioner/worker"
 )
 
@@ -28,6 +29,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	by := e.waitTerminal(60*time.Second, ids...)
 	e.waitDrained(10 * time.Second)
+	validateEvents(t, e.events())
 
 	for _, id := range ids {
 		evs := by[id]
@@ -143,6 +145,7 @@ func TestExpectedEvents(t *testing.T) {
 			}
 			evs := e.waitTerminal(20*time.Second, id)[id]
 			e.waitDrained(5 * time.Second)
+			validateEvents(t, evs)
 			last := normalized(evs[len(evs)-1].ev)
 			if tt.delete {
 				// The instance id and message depend on the simulator's ids.
@@ -302,4 +305,14 @@ func mustJSON(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// validateEvents checks events against the JSON Schema of their kind.
+func validateEvents(t *testing.T, evs []storedEvent) {
+	t.Helper()
+	for _, se := range evs {
+		if err := schema.ValidateEvent(se.data); err != nil {
+			t.Errorf("event on %s: %v", se.subject, err)
+		}
+	}
 }

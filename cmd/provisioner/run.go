@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -50,7 +50,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer func() { _ = log.Sync() }()
 
-	if err := serve(ctx, cfg, log, devOptions{enabled: cfg.Dev, samples: *samples, publishSamples: !*noSamples, dataDir: *dataDir, natsPort: *natsPort, out: stdout}); err != nil {
+	tr, err := newTracing(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "provisioner: configuration: %v\n", err)
+		return 2
+	}
+	defer func() {
+		// Last, after the worker stopped: its final spans go out too.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.shutdown(sctx); err != nil {
+			log.Warn("flushing traces failed", zap.Error(err))
+		}
+	}()
+	if tr.enabled() {
+		// The SDK's own errors (an unreachable collector) go to the log, not to stderr unformatted.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", zap.Error(err)) }))
+		log.Info("tracing on")
+	}
+
+	if err := serve(ctx, cfg, log, tr, devOptions{enabled: cfg.Dev, samples: *samples, publishSamples: !*noSamples, dataDir: *dataDir, natsPort: *natsPort, out: stdout}); err != nil {
 		log.Error("provisioner failed", zap.Error(err))
 		return 1
 	}
@@ -85,7 +104,7 @@ type devOptions struct {
 }
 
 // serve builds the parts and runs until ctx ends.
-func serve(ctx context.Context, cfg *config, log *zap.Logger, dev devOptions) error {
+func serve(ctx context.Context, cfg *config, log *zap.Logger, tr *tracing, dev devOptions) error {
 	natsURL, apiURL, apiKey := cfg.NATSURL, cfg.APIURL, string(cfg.APIKey)
 	if dev.enabled {
 		env, err := startDev(dev.dataDir, dev.natsPort, log)
@@ -109,9 +128,16 @@ func serve(ctx context.Context, cfg *config, log *zap.Logger, dev devOptions) er
 		return fmt.Errorf("jetstream: %w", err)
 	}
 
+	m := newMetrics()
+	hc := tr.apiHTTPClient(cfg.Concurrency)
+	if hc != nil {
+		defer hc.CloseIdleConnections()
+	}
 	api, err := apiclient.New(apiclient.Config{
 		BaseURL:          apiURL,
 		APIKey:           apiKey,
+		HTTPClient:       hc,
+		Observer:         m.observeAPICall,
 		MaxConnsPerHost:  cfg.Concurrency,
 		Timeout:          cfg.HTTPTimeout,
 		RetryInitial:     cfg.RetryInitial,
@@ -143,10 +169,14 @@ func serve(ctx context.Context, cfg *config, log *zap.Logger, dev devOptions) er
 		DeleteOnFailure:  cfg.DeleteOnFailure,
 		ShutdownTimeout:  cfg.ShutdownTimeout,
 		Logger:           log,
+		Hooks:            m.hooks(),
+		TracerProvider:   tr.provider,
+		Propagator:       tr.propagator,
 	})
 	if err != nil {
 		return err
 	}
+	m.watch(w, nc)
 
 	httpAddr := cfg.HTTPAddr
 	if dev.enabled && httpAddr == ":8081" {
@@ -156,14 +186,16 @@ func serve(ctx context.Context, cfg *config, log *zap.Logger, dev devOptions) er
 	if err != nil {
 		return fmt.Errorf("PROVISIONER_HTTP_ADDR %s: %w", httpAddr, err)
 	}
-	srv := &http.Server{Handler: probes(w, nc), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	srv := &http.Server{Handler: httpHandler(w, nc, m.reg), ReadHeaderTimeout: 5 * time.Second}
+	var serving sync.WaitGroup
+	serving.Go(func() { _ = srv.Serve(ln) })
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
+		serving.Wait()
 	}()
-	log.Info("probes listening", zap.String("addr", ln.Addr().String()))
+	log.Info("serving /healthz, /readyz and /metrics", zap.String("addr", ln.Addr().String()))
 
 	if dev.enabled {
 		stopPrinter, err := printEvents(nc, subjects, dev.out)
@@ -214,28 +246,4 @@ func connectNATS(url string, cfg *config, log *zap.Logger) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
 	return nc, nil
-}
-
-// probes serves /healthz and /readyz.
-func probes(w *worker.Worker, nc *nats.Conn) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		if !w.Healthy() {
-			http.Error(rw, "worker loop not running", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(rw, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
-		err := w.Ready()
-		if err == nil && !nc.IsConnected() {
-			err = errors.New("NATS not connected")
-		}
-		if err != nil {
-			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(rw, "ok\n")
-	})
-	return mux
 }

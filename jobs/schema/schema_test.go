@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"go.uber.org/goleak"
@@ -211,13 +212,18 @@ func TestRequestSchemaLimits(t *testing.T) {
 }
 
 // TestBlankAgreesWithDecoder checks the schema's "not blank" pattern against
-// the decoder's strings.TrimSpace, one character at a time, over Latin-1 and
-// every white space character Unicode has (all below U+3001), plus the byte
-// order mark, which ECMAScript's \s counts as space and Go does not.
+// the decoder's strings.TrimSpace, one character at a time: all of Latin-1,
+// every character Unicode calls white space and its neighbours, and the
+// byte order mark, which ECMAScript's \s counts as space and Go does not.
 func TestBlankAgreesWithDecoder(t *testing.T) {
 	runes := []rune{0xFEFF, 0x180E, 0x200B, 0x10FFFF}
-	for r := rune(0); r <= 0x3001; r++ {
+	for r := rune(0); r <= 0xFF; r++ {
 		runes = append(runes, r)
+	}
+	for _, rg := range unicode.White_Space.R16 {
+		for r := rune(rg.Lo) - 1; r <= rune(rg.Hi)+1; r++ {
+			runes = append(runes, r)
+		}
 	}
 	disagree := 0
 	for _, r := range runes {

@@ -120,10 +120,9 @@ func DecodeRequest(data []byte) (Request, error) {
 
 	// metadata first, so a failed event can echo it whatever else is wrong.
 	if v, ok := raw["metadata"]; ok && !isNull(v) {
-		if err := json.Unmarshal(v, &req.Metadata); err != nil {
-			req.Metadata = nil
+		if md, err := decodeMetadata(v); err != nil {
 			bad("metadata", "must be an object of string to string")
-		} else if len(req.Metadata) > MaxMetadataPairs {
+		} else if req.Metadata = md; len(md) > MaxMetadataPairs {
 			bad("metadata", fmt.Sprintf("must have at most %d keys", MaxMetadataPairs))
 		} else {
 			for k, val := range req.Metadata {
@@ -174,6 +173,24 @@ func DecodeRequest(data []byte) (Request, error) {
 		return req, &ValidationError{Fields: fields}
 	}
 	return req, nil
+}
+
+// decodeMetadata decodes an object of string to string. Unlike a plain
+// Unmarshal into map[string]string it refuses null values instead of
+// turning them into "".
+func decodeMetadata(raw json.RawMessage) (map[string]string, error) {
+	var md map[string]*string
+	if err := json.Unmarshal(raw, &md); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(md))
+	for k, v := range md {
+		if v == nil {
+			return nil, errors.New("metadata value is null")
+		}
+		out[k] = *v
+	}
+	return out, nil
 }
 
 func decodeRequestID(raw json.RawMessage) (string, bool) {

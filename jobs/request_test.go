@@ -859,3 +859,16 @@ func TestFingerprint(t *testing.T) {
 		}
 	})
 }
+
+func TestMetadataNullValueIsInvalid(t *testing.T) {
+	t.Parallel()
+	req, err := jobs.DecodeRequest([]byte(`{"request_id":"r1","name":"n","plan":"p","region":"r","image":"i","metadata":{"team":null}}`))
+	var verr *jobs.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("err = %v, want a ValidationError", err)
+	}
+	want := []jobs.FieldError{{Field: "metadata", Reason: "must be an object of string to string"}}
+	if !reflect.DeepEqual(verr.Fields, want) || req.Metadata != nil {
+		t.Errorf("fields %v, metadata %v; want %v and no metadata", verr.Fields, req.Metadata, want)
+	}
+}

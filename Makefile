@@ -3,7 +3,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: help build run test lint fuzz clean
+.PHONY: help build run test test-faults lint fuzz clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,6 +16,9 @@ run: build ## run the whole pipeline locally: in-process NATS + simulator + work
 
 test: ## run every test with the race detector
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-faults: ## run the fault-injection suite and rewrite docs/RELIABILITY.md
+	FAULTS_REPORT=docs/RELIABILITY.md $(GO) test -race -count=1 -timeout 15m -v -run TestFaults ./faults/
 
 lint: ## go vet, gofmt, and golangci-lint when installed
 	$(GO) vet ./...

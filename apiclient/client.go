@@ -493,6 +493,11 @@ func (c *Client) do(ctx context.Context, cl call) (err error) {
 	outcome := outcomeAbandoned
 	var retryAfter time.Duration
 	defer func() { g.leave(probe, outcome, retryAfter) }()
+	if check, _ := ctx.Value(sendCheckKey{}).(func(context.Context) error); check != nil {
+		if err := check(ctx); err != nil {
+			return fmt.Errorf("cloudnexus %s %s: not sent: %w", cl.method, cl.path, err)
+		}
+	}
 
 	target := c.baseURL + cl.path
 	if len(cl.query) > 0 {
@@ -607,6 +612,20 @@ func readBody(body io.ReadCloser, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("response body exceeds %d bytes", limit)
 	}
 	return b, nil
+}
+
+// sendCheckKey is the context key of WithSendCheck.
+type sendCheckKey struct{}
+
+// WithSendCheck returns a copy of ctx under which check runs right before
+// each HTTP attempt is sent, after any wait for an overloaded endpoint. An
+// error from check stops the attempt unsent; the call returns it, wrapped,
+// and it is not Retryable unless check's own error is. The worker confirms
+// with it that it still holds a job's lease before a create, which may have
+// waited behind the overload gate (or in a frozen process) longer than the
+// lease lasts.
+func WithSendCheck(ctx context.Context, check func(context.Context) error) context.Context {
+	return context.WithValue(ctx, sendCheckKey{}, check)
 }
 
 // counterKey is the context key of CountCalls.

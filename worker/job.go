@@ -32,16 +32,23 @@ const (
 	actNak
 	// actAbandon: another delivery took the job over; this one touches nothing.
 	actAbandon
+	// actWait: not an end but a pause: the job waits delay for its instance,
+	// holding no goroutine, then goes on with resume.
+	actWait
 )
 
 type outcome struct {
 	action action
 	delay  time.Duration
 	reason string
+	// For actWait: what to do after the wait, and the job's context, whose
+	// end (shutdown, a lost lease) cuts the wait short.
+	resume func() outcome
+	ctx    context.Context
 }
 
 func (a action) String() string {
-	return [...]string{"ack", "term", "nak", "abandon"}[a]
+	return [...]string{"ack", "term", "nak", "abandon", "wait"}[a]
 }
 
 // job is one delivery of one request message.
@@ -52,19 +59,33 @@ type job struct {
 	req   jobs.Request
 	log   *zap.Logger
 	lease *lease
+	// newRecord is true when this delivery's claim created the job record.
+	newRecord bool
 	// calls counts this delivery's API calls; baseCalls those of earlier ones.
 	calls     atomic.Int64
 	baseCalls int64
 	// lastRenew is when the lease keeper last extended this job (unix nanos).
 	lastRenew atomic.Int64
+	// cancel ends the job's context; end calls it.
+	cancel context.CancelCauseFunc
+}
+
+// end lets go of what the job held while it ran: its place in the lease
+// keeper and its context. It is called once, after the last step.
+func (j *job) end() {
+	j.w.leases.remove(j)
+	if j.cancel != nil {
+		j.cancel(nil)
+	}
 }
 
 // process takes one delivery from decoding to its outcome:
 // decode -> claim -> create (or adopt, or resume) -> publish created ->
-// poll until running -> record and publish the terminal event.
-func (w *Worker) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, log *zap.Logger) outcome {
-	j := &job{w: w, msg: msg, meta: meta, log: log}
-
+// poll until running -> record and publish the terminal event. While it
+// waits for the instance it returns actWait; the job's context and lease
+// live on until end.
+func (w *Worker) process(ctx context.Context, j *job) outcome {
+	msg, meta, log := j.msg, j.meta, j.log
 	req, decodeErr := jobs.DecodeRequest(msg.Data())
 	if jobs.IsReject(decodeErr) {
 		return j.reject(ctx, "", nil, jobs.CodeMalformedMessage, decodeErr.Error())
@@ -74,8 +95,8 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, meta *jetstream
 	traceRequest(ctx, req.RequestID)
 
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	l, rec, res, held, err := claim(ctx, w.kv, req.RequestID, w.nextOwner(), req.Fingerprint(), meta.Sequence.Stream, w.cfg.AckWait, w.cfg.Now)
+	j.cancel = cancel
+	l, rec, res, held, err := claim(ctx, w.kv, req.RequestID, w.nextOwner(), req.Fingerprint(), meta.Sequence.Stream, w.cfg.AckWait, decodeErr == nil, w.cfg.Now)
 	if err != nil {
 		return j.handBack(ctx, w.cfg.AckWait/3, HandBackNATS, "claim job: "+err.Error())
 	}
@@ -93,13 +114,12 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg, meta *jetstream
 		return j.handBack(ctx, held+jitter(time.Second), HandBackLeaseHeld, "another delivery holds the job")
 	}
 	l.lost = cancel
-	j.lease = l
+	j.lease, j.newRecord = l, res == claimedNew
 	j.baseCalls = rec.APICalls
 	if rec.InstanceID != "" {
 		j.log = j.log.With(zap.String("instance_id", rec.InstanceID))
 	}
 	w.leases.add(j)
-	defer w.leases.remove(j)
 	ctx = apiclient.CountCalls(ctx, &j.calls)
 
 	var verr *jobs.ValidationError
@@ -131,14 +151,17 @@ func (j *job) ensureInstance(ctx context.Context, rec Record) (inst *apiclient.I
 
 	// From the moment the create is recorded as started until the instance id
 	// is recorded, a create may have happened that nobody heard of: every
-	// later attempt, in this delivery or another, looks for it first.
-	ambiguous := !rec.CreateStartedAt.IsZero()
-	if !ambiguous {
+	// later attempt, in this delivery or another, looks for it first. A
+	// record this delivery just created says so already, and nobody has
+	// created anything for it yet.
+	ambiguous := !rec.CreateStartedAt.IsZero() && !j.newRecord
+	switch {
+	case ambiguous:
+		j.log.Info("an earlier delivery may have created the instance: looking for it before creating")
+	case rec.CreateStartedAt.IsZero():
 		if err := j.lease.update(ctx, func(r *Record) { r.CreateStartedAt = w.cfg.Now() }); err != nil {
 			return nil, false, j.storeFailed(ctx, err), false
 		}
-	} else {
-		j.log.Info("an earlier delivery may have created the instance: looking for it before creating")
 	}
 	since := j.lease.get().CreateStartedAt
 
@@ -155,7 +178,11 @@ func (j *job) ensureInstance(ctx context.Context, rec Record) (inst *apiclient.I
 				return nil
 			}
 		}
-		created, err := w.api.CreateInstance(ctx, body, j.req.RequestID)
+		// The create may have waited behind the overload gate, or in a
+		// frozen process, for longer than the lease lasts: it is sent only
+		// if the lease is still ours, so a replica that lost the job does
+		// not create a second instance.
+		created, err := w.api.CreateInstance(apiclient.WithSendCheck(ctx, j.lease.confirm), body, j.req.RequestID)
 		if err == nil && created.ID == "" {
 			err = &apiclient.Error{Method: http.MethodPost, Path: "/instances", StatusCode: http.StatusBadGateway, Message: "created instance has no id"}
 		}
@@ -185,13 +212,19 @@ func (j *job) ensureInstance(ctx context.Context, rec Record) (inst *apiclient.I
 	ev := jobs.NewEvent(jobs.KindCreated, j.req.RequestID, j.req.Metadata, createdAt)
 	ev.Instance = inst
 	data, _ := json.Marshal(ev)
+	// The created event travels while the record is written: the job goes on
+	// only once both are done, and neither needs the other. If the write
+	// fails, the delivery that resumes the job finds the instance by name and
+	// publishes created again, which JetStream drops within the duplicate
+	// window; created is not terminal.
+	createdAcked := w.publishAsync(ctx, ev, data)
 	if err := j.lease.update(ctx, func(r *Record) {
 		r.InstanceID, r.InstanceCreatedAt, r.Created = inst.ID, createdAt, data
 		r.APICalls = j.apiCalls()
 	}); err != nil {
 		return nil, false, j.storeFailed(ctx, err), false
 	}
-	if err := w.publish(ctx, ev, data); err != nil {
+	if err := createdAcked(); err != nil {
 		return nil, false, j.handBack(ctx, w.cfg.AckWait/3, HandBackNATS, "publish created event: "+err.Error()), false
 	}
 	return inst, true, outcome{}, true
@@ -212,61 +245,82 @@ func adoptable(inst *apiclient.Instance, since time.Time) bool {
 
 // waitRunning polls the instance until it is running, fails, disappears or
 // the provision timeout passes. A fresh instance is first looked at after
-// the poll schedule's first wait; a resumed one at once.
+// the poll schedule's first wait; a resumed one at once. Between two polls
+// the job is parked (actWait): it holds a timer, not a goroutine and its
+// stack, so that thousands of jobs wait at the cost of a little memory each.
 func (j *job) waitRunning(ctx context.Context, inst *apiclient.Instance, fresh bool) outcome {
 	w := j.w
 	rec := j.lease.get()
-	deadline := rec.InstanceCreatedAt.Add(w.cfg.ProvisionTimeout)
-	sched := w.polls.schedule(j.req.Plan, j.req.Region, rec.InstanceCreatedAt)
+	p := &poller{j: j, rec: rec, deadline: rec.InstanceCreatedAt.Add(w.cfg.ProvisionTimeout),
+		sched: w.polls.schedule(j.req.Plan, j.req.Region, rec.InstanceCreatedAt, !fresh)}
 	if !fresh {
 		inst = nil
 	}
-	lastStatus := ""
-	for {
-		if inst != nil {
-			lastStatus = inst.Status
-			switch {
-			case inst.Status == apiclient.StatusRunning:
-				return j.complete(ctx, inst)
-			case apiclient.FailedStatus(inst.Status):
-				j.log.Info("instance failed", zap.String("status", inst.Status))
-				return j.fail(ctx, &jobs.EventError{Code: jobs.CodeInstanceFailed,
-					Message: fmt.Sprintf("instance %s reached status %q", rec.InstanceID, inst.Status)}, rec.InstanceID)
-			}
-		}
-		now := w.cfg.Now()
-		if !now.Before(deadline) {
-			j.log.Info("instance not running in time", zap.String("status", lastStatus))
-			return j.fail(ctx, &jobs.EventError{Code: jobs.CodeProvisionTimeout,
-				Message: fmt.Sprintf("instance %s was not running %s after it was created (last status %q)", rec.InstanceID, w.cfg.ProvisionTimeout, lastStatus)}, rec.InstanceID)
-		}
-		wait := sched.next(now)
-		if !fresh {
-			wait, fresh = 0, true
-		}
-		if err := sleep(ctx, min(wait, deadline.Sub(now))); err != nil {
-			return j.interrupted(ctx)
-		}
-		got, err := w.api.GetInstance(ctx, rec.InstanceID)
+	return p.check(ctx, inst)
+}
+
+// poller is what waitRunning keeps from one poll to the next.
+type poller struct {
+	j          *job
+	rec        Record
+	deadline   time.Time
+	sched      *pollSchedule
+	lastStatus string
+}
+
+// check looks at the instance as last seen (nil: not seen yet, or not listed
+// yet) and ends the job, or parks it until the next poll.
+func (p *poller) check(ctx context.Context, inst *apiclient.Instance) outcome {
+	j, w, rec := p.j, p.j.w, p.rec
+	if inst != nil {
+		p.lastStatus = inst.Status
 		switch {
-		case err == nil:
-			inst = got
-		case isNotFound(err) && w.cfg.Now().Sub(rec.InstanceCreatedAt) < w.cfg.NotFoundGrace:
-			inst = nil // the API may not list a new instance at once
-		case isNotFound(err):
-			return j.fail(ctx, apiEventError(jobs.CodeInstanceNotFound, err), "")
-		default:
-			return j.apiFailed(ctx, err, rec.InstanceID)
+		case inst.Status == apiclient.StatusRunning:
+			return j.complete(ctx, inst, p.sched)
+		case apiclient.FailedStatus(inst.Status):
+			j.log.Info("instance failed", zap.String("status", inst.Status))
+			return j.fail(ctx, &jobs.EventError{Code: jobs.CodeInstanceFailed,
+				Message: fmt.Sprintf("instance %s reached status %q", rec.InstanceID, inst.Status)}, rec.InstanceID)
 		}
+	}
+	now := w.cfg.Now()
+	if !now.Before(p.deadline) {
+		j.log.Info("instance not running in time", zap.String("status", p.lastStatus))
+		return j.fail(ctx, &jobs.EventError{Code: jobs.CodeProvisionTimeout,
+			Message: fmt.Sprintf("instance %s was not running %s after it was created (last status %q)", rec.InstanceID, w.cfg.ProvisionTimeout, p.lastStatus)}, rec.InstanceID)
+	}
+	wait := p.sched.next(now)
+	return outcome{action: actWait, delay: min(wait, p.deadline.Sub(now)), ctx: ctx, resume: func() outcome { return p.poll(ctx) }}
+}
+
+// poll looks at the instance once the wait is over.
+func (p *poller) poll(ctx context.Context) outcome {
+	j, w, rec := p.j, p.j.w, p.rec
+	if ctx.Err() != nil {
+		return j.interrupted(ctx)
+	}
+	got, err := w.api.GetInstance(ctx, rec.InstanceID)
+	switch {
+	case err == nil:
+		return p.check(ctx, got)
+	case isNotFound(err) && w.cfg.Now().Sub(rec.InstanceCreatedAt) < w.cfg.NotFoundGrace:
+		return p.check(ctx, nil) // the API may not list a new instance at once
+	case isNotFound(err):
+		return j.fail(ctx, apiEventError(jobs.CodeInstanceNotFound, err), "")
+	default:
+		return j.apiFailed(ctx, err, rec.InstanceID)
 	}
 }
 
-// complete records and publishes the completed event.
-func (j *job) complete(ctx context.Context, inst *apiclient.Instance) outcome {
+// complete records and publishes the completed event, and teaches the poll
+// planner what sched found.
+func (j *job) complete(ctx context.Context, inst *apiclient.Instance, sched *pollSchedule) outcome {
 	w := j.w
 	rec := j.lease.get()
 	now := w.cfg.Now()
-	w.polls.observe(j.req.Plan, j.req.Region, now.Sub(rec.InstanceCreatedAt))
+	if d, ok := sched.estimate(); ok {
+		w.polls.observe(j.req.Plan, j.req.Region, d)
+	}
 	if w.cfg.Hooks.InstanceRunning != nil {
 		w.cfg.Hooks.InstanceRunning(now.Sub(rec.InstanceCreatedAt))
 	}

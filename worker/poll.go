@@ -11,14 +11,27 @@ import (
 // backoff with jitter (PollInitial growing by half each time up to PollMax).
 // Once a plan and region have a few finished instances, the planner knows
 // roughly how long they take: it waits quietly until the shortest time seen
-// recently, then polls densely (every pollDenseStep of that time) until the
-// longest, then falls back to backoff. That finds a running instance within
-// a tenth of its provisioning time with a handful of calls.
+// recently (a low quantile), then polls densely until past the longest, then
+// backs off from the dense step. That finds a running instance within a tenth of its provisioning
+// time with two or three calls.
+//
+// What is learned is an estimate of when the instance started to run, not
+// when the worker noticed: the middle of the interval between the last poll
+// that saw it pending and the one that saw it running. Learning the moment
+// of noticing would ratchet: each instance is noticed a little after the
+// learned time, which then becomes the next learned time, and so on upward.
+// A first dense poll that already sees the instance running says the time
+// is earlier than learned, and the estimate moves down, so the schedule
+// follows an API that gets faster as well as one that slows. The dense step
+// is pollDenseStep of the shortest recent time, or half the spread of recent
+// times when that is smaller: when every instance takes the same time, the
+// schedule can afford to be exact.
 const (
-	pollHistory      = 32   // recent provisioning times kept per plan and region
-	pollMinHistory   = 5    // observations before the history is trusted
-	pollDenseStep    = 0.08 // dense polling step, as a fraction of the shortest time
-	pollQuietQuantil = 0.1  // where the quiet wait ends, as a quantile of recent times
+	pollHistory       = 32                     // recent provisioning times kept per plan and region
+	pollMinHistory    = 5                      // observations before the history is trusted
+	pollDenseStep     = 0.08                   // dense polling step, as a fraction of the shortest time
+	pollQuietQuantile = 0.1                    // where the quiet wait ends, as a quantile of recent times
+	pollMinStep       = 100 * time.Millisecond // the densest polling
 )
 
 // pollPlanner learns provisioning times per plan and region and hands out
@@ -35,11 +48,18 @@ type pollSchedule struct {
 	createdAt              time.Time
 	backoff, max           time.Duration
 	quietUntil, denseUntil time.Duration // since createdAt; zero without history
-	step                   time.Duration
+	step                   time.Duration // zero without history
+	// prev and last are the ages of the last two polls (-1: none); resumed
+	// is true for an instance created before this schedule, whose first
+	// poll is at once and says little about when it started to run.
+	prev, last time.Duration
+	resumed    bool
 }
 
-func (p *pollPlanner) schedule(plan, region string, createdAt time.Time) *pollSchedule {
-	s := &pollSchedule{createdAt: createdAt, backoff: p.initial, max: p.max}
+// schedule returns the schedule of an instance of plan in region created at
+// createdAt. A resumed schedule polls at once.
+func (p *pollPlanner) schedule(plan, region string, createdAt time.Time, resumed bool) *pollSchedule {
+	s := &pollSchedule{createdAt: createdAt, backoff: p.initial, max: p.max, prev: -1, last: -1, resumed: resumed}
 	p.mu.Lock()
 	h := slices.Clone(p.history[plan+"\x00"+region])
 	p.mu.Unlock()
@@ -47,13 +67,15 @@ func (p *pollPlanner) schedule(plan, region string, createdAt time.Time) *pollSc
 		return s
 	}
 	slices.Sort(h)
-	lo := h[int(float64(len(h)-1)*pollQuietQuantil)]
-	s.quietUntil, s.denseUntil = lo, h[len(h)-1]+lo/10
-	s.step = max(time.Duration(float64(lo)*pollDenseStep), 100*time.Millisecond)
+	lo, hi := h[int(float64(len(h)-1)*pollQuietQuantile)], h[len(h)-1]
+	s.step = max(min(time.Duration(float64(lo)*pollDenseStep), (hi-lo)/2), pollMinStep)
+	s.quietUntil = lo
+	s.denseUntil = hi + s.step
+	s.backoff = s.step // past the dense window, back off from the dense step
 	return s
 }
 
-// observe records that an instance of plan in region ran after d.
+// observe records that an instance of plan in region started to run after d.
 func (p *pollPlanner) observe(plan, region string, d time.Duration) {
 	key := plan + "\x00" + region
 	p.mu.Lock()
@@ -68,20 +90,48 @@ func (p *pollPlanner) observe(plan, region string, d time.Duration) {
 	p.history[key] = h
 }
 
-// next returns the wait before the next poll, at now.
+// next returns the wait before the next poll, at now. Calling it again
+// means the poll it planned did not see the instance running.
 func (s *pollSchedule) next(now time.Time) time.Duration {
 	age := now.Sub(s.createdAt)
+	var d time.Duration
 	switch {
+	case s.resumed && s.last < 0:
+		d = 0
 	case s.step == 0 || age >= s.denseUntil:
-		d := s.backoff
-		if s.step > 0 && d < s.step {
-			d = s.step
-		}
-		s.backoff = min(s.backoff*3/2, s.max)
-		return jitter(d)
+		d = jitter(s.backoff)
+		s.backoff = min(s.backoff*3/2, max(s.max, s.step))
 	case age < s.quietUntil:
-		return s.quietUntil - age
+		d = s.quietUntil - age
 	default:
-		return s.step
+		// On the grid quietUntil + k*step, so the time a GET takes does not
+		// stretch the step.
+		k := (age-s.quietUntil)/s.step + 1
+		d = s.quietUntil + k*s.step - age
+	}
+	s.prev, s.last = s.last, age+d
+	return d
+}
+
+// estimate returns when the instance started to run, as told by the poll
+// that found it running (or by the create answer, when no poll was made),
+// and false when the polls say too little: a resumed instance found running
+// at its first poll.
+func (s *pollSchedule) estimate() (time.Duration, bool) {
+	switch {
+	case s.last < 0:
+		return 0, !s.resumed // the create answer said running
+	case s.prev >= 0:
+		return (s.prev + s.last) / 2, true
+	case s.resumed:
+		return 0, false
+	case s.step > 0:
+		// Running at the first dense poll: earlier than learned, by how
+		// much unknown. Moving down by a dense step of the learned time (at
+		// least) lets a faster API be followed within a few dozen jobs even
+		// when a steady one has shrunk the step to pollMinStep.
+		return max(s.last-max(s.step/2, time.Duration(float64(s.last)*pollDenseStep)), 0), true
+	default:
+		return s.last / 2, true
 	}
 }

@@ -33,9 +33,10 @@ type Record struct {
 	LastError string `json:"last_error,omitempty"`
 	// APICalls made for this job over all deliveries so far.
 	APICalls int64 `json:"api_calls,omitempty"`
-	// CreateStartedAt is set before the first POST: from then on the outcome
-	// of a create is unknown until InstanceID is set, so a resumed job looks
-	// for the instance by name before creating.
+	// CreateStartedAt is set before the first POST (for a new valid request,
+	// by the claim that creates the record, since the POST follows at once):
+	// from then on the outcome of a create is unknown until InstanceID is
+	// set, so a resumed job looks for the instance by name before creating.
 	CreateStartedAt time.Time `json:"create_started_at,omitzero"`
 	// InstanceID and InstanceCreatedAt are set right after the create
 	// succeeded (or an instance was adopted).
@@ -120,6 +121,21 @@ func (l *lease) update(ctx context.Context, change func(*Record)) error {
 	return nil
 }
 
+// confirm returns nil when the lease is surely still held: written less
+// than two thirds of its ttl ago (the lease keeper writes it every third).
+// Otherwise, after the process was frozen or could not reach the bucket for
+// a while, it renews the lease at once and returns the error of that:
+// errLeaseLost when another delivery has taken the job over meanwhile.
+func (l *lease) confirm(ctx context.Context) error {
+	l.mu.Lock()
+	fresh := l.now().Before(l.rec.LeaseUntil.Add(-l.ttl / 3))
+	l.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	return l.update(ctx, nil)
+}
+
 // renew extends a held lease; it does nothing once the lease is released.
 func (l *lease) renew(ctx context.Context) error {
 	l.mu.Lock()
@@ -147,30 +163,43 @@ type claimResult int
 
 const (
 	claimed       claimResult = iota // the lease is ours
+	claimedNew                       // the lease is ours, on a record this claim created
 	claimDone                        // the job has a terminal event
 	claimHeld                        // another delivery holds a live lease
 	claimConflict                    // the request_id has another body
 )
 
 // claim takes the lease on key for owner, creating the record when the
-// request is new. On claimHeld the returned duration is how long the other
-// lease has left; on claimDone and claimConflict the record is returned.
-func claim(ctx context.Context, kv jetstream.KeyValue, key, owner, fingerprint string, seq uint64, ttl time.Duration, now func() time.Time) (*lease, Record, claimResult, time.Duration, error) {
+// request is new (claimedNew). startCreate records in a new record that the
+// create is starting (CreateStartedAt), for a caller that creates the
+// instance right after the claim: that saves a write per job. On claimHeld
+// the returned duration is how long the other lease has left; on claimDone
+// and claimConflict the record is returned.
+func claim(ctx context.Context, kv jetstream.KeyValue, key, owner, fingerprint string, seq uint64, ttl time.Duration, startCreate bool, now func() time.Time) (*lease, Record, claimResult, time.Duration, error) {
 	for try := 0; ; try++ {
 		t := now()
-		entry, err := kv.Get(ctx, key)
+		// Most requests are new: the first try creates the record without
+		// reading it first, and reads it only when it exists.
+		var entry jetstream.KeyValueEntry
+		var err error = jetstream.ErrKeyNotFound
+		if try > 0 {
+			entry, err = kv.Get(ctx, key)
+		}
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			rec := Record{Fingerprint: fingerprint, Owner: owner, LeaseUntil: t.Add(ttl), StreamSequence: seq, StartedAt: t}
+			if startCreate {
+				rec.CreateStartedAt = t
+			}
 			data, _ := json.Marshal(&rec)
 			rev, err := kv.Create(ctx, key, data)
 			if err == nil {
-				return &lease{kv: kv, key: key, owner: owner, ttl: ttl, now: now, rec: rec, rev: rev}, rec, claimed, 0, nil
+				return &lease{kv: kv, key: key, owner: owner, ttl: ttl, now: now, rec: rec, rev: rev}, rec, claimedNew, 0, nil
 			}
 			if !errors.Is(err, jetstream.ErrKeyExists) || try > 2 {
 				return nil, Record{}, 0, 0, fmt.Errorf("create job record: %w", err)
 			}
-			continue // another delivery created it first: look again
+			continue // it exists (a redelivery, a duplicate, or another delivery was first): read it
 		case err != nil:
 			return nil, Record{}, 0, 0, fmt.Errorf("read job record: %w", err)
 		}

@@ -41,8 +41,9 @@ type Worker struct {
 
 	kv       jetstream.KeyValue
 	consumer atomic.Pointer[jetstream.Consumer]
-	jobsWG   sync.WaitGroup
+	jobsWG   sync.WaitGroup // jobs in flight, parked ones included
 	inFlight atomic.Int64
+	steps    chan struct{} // a permit per job step running now; see maxSteps
 	owners   atomic.Uint64
 	leases   leaseKeeper
 	polls    pollPlanner
@@ -63,8 +64,17 @@ func New(cfg Config) (*Worker, error) {
 		tracer: cfg.TracerProvider.Tracer(tracerName)}
 	w.polls = pollPlanner{initial: cfg.PollInitial, max: cfg.PollMax}
 	w.leases.jobs = make(map[*job]struct{})
+	w.steps = make(chan struct{}, min(cfg.Concurrency, maxSteps))
 	return w, nil
 }
+
+// maxSteps bounds the job steps that run at once (claim and create, one
+// poll, finish), as opposed to the jobs in flight (Concurrency), most of
+// which are parked waiting for their instance and hold neither a goroutine
+// nor a permit. A running step may hold an API connection and a goroutine
+// stack grown to 8-16 KB: 10,000 jobs in flight must not mean 10,000 of
+// those at once, and a new job starts only when a step may run.
+const maxSteps = 256
 
 // Run sets up the streams, consumer and bucket, then consumes until ctx
 // ends. It then stops fetching, lets in-flight jobs finish for
@@ -150,9 +160,7 @@ func (w *Worker) fetchLoop(ctx, jobCtx context.Context) {
 		if !w.auth.waitResumed(ctx) {
 			return
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		if !w.take(ctx, slots) {
 			return
 		}
 		n := 1
@@ -160,8 +168,14 @@ func (w *Worker) fetchLoop(ctx, jobCtx context.Context) {
 		for n < w.cfg.Concurrency {
 			select {
 			case slots <- struct{}{}:
+			default:
+				break grab
+			}
+			select {
+			case w.steps <- struct{}{}:
 				n++
 			default:
+				<-slots
 				break grab
 			}
 		}
@@ -182,13 +196,32 @@ func (w *Worker) fetchLoop(ctx, jobCtx context.Context) {
 	}
 }
 
-// fetch pulls up to n messages, holding n slots; each message starts a job
-// at once and every slot not used is given back.
+// take waits for a free slot and a step permit, which a new job needs to
+// start at once; it returns false when ctx ends first.
+func (w *Worker) take(ctx context.Context, slots chan struct{}) bool {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case w.steps <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		<-slots
+		return false
+	}
+}
+
+// fetch pulls up to n messages, holding n slots and step permits; each
+// message starts a job at once and every slot and permit not used is given
+// back.
 func (w *Worker) fetch(ctx, jobCtx context.Context, n int, slots chan struct{}) error {
 	used := 0
 	defer func() {
 		for ; used < n; used++ {
 			<-slots
+			<-w.steps
 		}
 	}()
 	cons := w.Consumer()
@@ -204,13 +237,12 @@ func (w *Worker) fetch(ctx, jobCtx context.Context, n int, slots chan struct{}) 
 			// Stopping: give it straight back.
 			_ = msg.Nak()
 			<-slots
+			<-w.steps
 			continue
 		}
 		w.inFlight.Add(1)
-		w.jobsWG.Go(func() {
-			defer func() { w.inFlight.Add(-1); <-slots }()
-			w.handle(jobCtx, msg)
-		})
+		w.jobsWG.Add(1)
+		go w.handle(jobCtx, msg, func() { w.inFlight.Add(-1); <-slots; w.jobsWG.Done() })
 	}
 	err = batch.Error()
 	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, nats.ErrTimeout) {
@@ -235,12 +267,15 @@ func (w *Worker) rebind(ctx context.Context) {
 	w.log.Info("consumer bound again")
 }
 
-// handle runs one delivery and settles its message.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+// handle starts the job of one delivery with the step permit the fetch
+// took for it. done is called once the message is settled.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, done func()) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		w.log.Error("message without JetStream metadata", zap.Error(err))
 		_ = msg.Term()
+		<-w.steps
+		done()
 		return
 	}
 	log := w.log.With(zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("delivery", meta.NumDelivered))
@@ -248,18 +283,54 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.cfg.Hooks.Redelivered()
 	}
 	ctx, span := w.startJobSpan(ctx, msg, meta)
-	defer span.End()
+	j := &job{w: w, msg: msg, meta: meta, log: log}
+	w.step(j, span, done, func() outcome { return w.process(ctx, j) })
+}
+
+// step runs one step of a job with a step permit, then gives the permit
+// back and either parks the job until its next step (actWait) or settles
+// its message and ends it.
+func (w *Worker) step(j *job, span trace.Span, done func(), run func() outcome) {
 	o := func() (o outcome) {
 		defer func() {
 			if r := recover(); r != nil {
-				log.Error("job panicked; handing it back", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+				j.log.Error("job panicked; handing it back", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
 				o = outcome{action: actNak, delay: w.cfg.AckWait, reason: fmt.Sprint("panic: ", r)}
 			}
 		}()
-		return w.process(ctx, msg, meta, log)
+		return run()
 	}()
+	<-w.steps
+	if o.action == actWait {
+		park(o.ctx, o.delay, func() {
+			w.steps <- struct{}{}
+			w.step(j, span, done, o.resume)
+		})
+		return
+	}
+	j.end()
 	span.SetAttributes(attrOutcome.String(o.action.String()))
-	w.settle(msg, o, log)
+	span.End()
+	w.settle(j.msg, o, j.log)
+	done()
+}
+
+// park runs next after d, or as soon as ctx ends, on a goroutine of its
+// own; meanwhile the job holds a timer, not a goroutine.
+func park(ctx context.Context, d time.Duration, next func()) {
+	fire := sync.OnceFunc(next)
+	ready := make(chan struct{})
+	var stop func() bool
+	t := time.AfterFunc(d, func() {
+		<-ready
+		stop()
+		fire()
+	})
+	stop = context.AfterFunc(ctx, func() {
+		t.Stop()
+		fire()
+	})
+	close(ready)
 }
 
 // settle gives the message the one acknowledgement its outcome calls for.
@@ -293,11 +364,46 @@ func (w *Worker) nextOwner() string {
 
 // publish publishes an event and waits for JetStream's acknowledgement.
 func (w *Worker) publish(ctx context.Context, ev *jobs.Event, data []byte) error {
+	return w.publishMsg(ctx, w.eventMsg(ctx, ev, data))
+}
+
+// publishAsync starts publishing an event, so that the caller can write the
+// job record while the event is on its way; wait returns once JetStream has
+// acknowledged it, or why not. When too many publishes are pending (or the
+// connection is down) wait publishes it and waits instead.
+func (w *Worker) publishAsync(ctx context.Context, ev *jobs.Event, data []byte) (wait func() error) {
+	msg := w.eventMsg(ctx, ev, data)
+	f, err := w.js.PublishMsgAsync(msg, jetstream.WithExpectStream(w.cfg.EventsStream))
+	if err != nil {
+		return func() error { return w.publishMsg(ctx, msg) }
+	}
+	return func() error {
+		t := time.NewTimer(publishTimeout)
+		defer t.Stop()
+		select {
+		case <-f.Ok():
+			return nil
+		case err := <-f.Err():
+			return err
+		case <-t.C:
+			return fmt.Errorf("no acknowledgement from JetStream within %s", publishTimeout)
+		}
+	}
+}
+
+// publishTimeout bounds the wait for JetStream to acknowledge an event.
+const publishTimeout = 10 * time.Second
+
+func (w *Worker) eventMsg(ctx context.Context, ev *jobs.Event, data []byte) *nats.Msg {
 	msg := nats.NewMsg(w.cfg.Subjects.Event(ev.Kind, ev.RequestID))
 	msg.Data = data
 	setEventHeaders(msg.Header, ev)
 	w.traceEvent(ctx, msg.Header, ev)
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	return msg
+}
+
+func (w *Worker) publishMsg(ctx context.Context, msg *nats.Msg) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	_, err := w.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(w.cfg.EventsStream))
 	return err

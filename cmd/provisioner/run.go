@@ -103,6 +103,12 @@ type devOptions struct {
 	out            io.Writer
 }
 
+// maxAPIConns caps the connections to the API. Jobs spend most of their
+// time waiting between polls, so far fewer calls than jobs are in flight at
+// once, while each connection costs two goroutines and their buffers (about
+// 30 KB): 10,000 jobs in flight must not mean 10,000 connections.
+const maxAPIConns = 256
+
 // serve builds the parts and runs until ctx ends.
 func serve(ctx context.Context, cfg *config, log *zap.Logger, tr *tracing, dev devOptions) error {
 	natsURL, apiURL, apiKey := cfg.NATSURL, cfg.APIURL, string(cfg.APIKey)
@@ -129,7 +135,8 @@ func serve(ctx context.Context, cfg *config, log *zap.Logger, tr *tracing, dev d
 	}
 
 	m := newMetrics()
-	hc := tr.apiHTTPClient(cfg.Concurrency)
+	apiConns := min(cfg.Concurrency, maxAPIConns)
+	hc := tr.apiHTTPClient(apiConns)
 	if hc != nil {
 		defer hc.CloseIdleConnections()
 	}
@@ -138,7 +145,7 @@ func serve(ctx context.Context, cfg *config, log *zap.Logger, tr *tracing, dev d
 		APIKey:           apiKey,
 		HTTPClient:       hc,
 		Observer:         m.observeAPICall,
-		MaxConnsPerHost:  cfg.Concurrency,
+		MaxConnsPerHost:  apiConns,
 		Timeout:          cfg.HTTPTimeout,
 		RetryInitial:     cfg.RetryInitial,
 		RetryMaxInterval: cfg.RetryMaxInterval,

@@ -3,7 +3,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: help build run test test-faults lint fuzz clean
+.PHONY: help build run test test-faults bench bench-quick lint fuzz clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,6 +19,12 @@ test: ## run every test with the race detector
 
 test-faults: ## run the fault-injection suite and rewrite docs/RELIABILITY.md
 	FAULTS_REPORT=docs/RELIABILITY.md $(GO) test -race -count=1 -timeout 15m -v -run TestFaults ./faults/
+
+bench: build ## run every benchmark scenario and rewrite docs/BENCHMARKS.md
+	$(BIN)/provbench -provisioner $(BIN)/provisioner -out docs/BENCHMARKS.md
+
+bench-quick: build ## every scenario at a small size; checks only that all jobs end
+	$(BIN)/provbench -quick -provisioner $(BIN)/provisioner
 
 lint: ## go vet, gofmt, and golangci-lint when installed
 	$(GO) vet ./...

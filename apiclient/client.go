@@ -426,26 +426,24 @@ func (c *Client) Me(ctx context.Context) (json.RawMessage, error) {
 }
 
 // decodeInstance decodes an instance, either bare or wrapped as
-// {"instance": {...}}.
+// {"instance": {...}}, in one pass over the body (it is decoded for every
+// poll).
 func decodeInstance(b []byte) (*Instance, error) {
-	var wrapped struct {
-		Instance json.RawMessage `json:"instance"`
+	var v struct {
+		Instance
+		Wrapped *Instance `json:"instance"`
 	}
-	if err := json.Unmarshal(b, &wrapped); err != nil {
+	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, err
 	}
-	raw := b
-	if len(wrapped.Instance) > 0 && !bytes.Equal(wrapped.Instance, []byte("null")) {
-		raw = wrapped.Instance
-	}
-	var inst Instance
-	if err := json.Unmarshal(raw, &inst); err != nil {
-		return nil, err
+	inst := &v.Instance
+	if v.Wrapped != nil {
+		inst = v.Wrapped
 	}
 	if inst.ID == "" {
 		return nil, errors.New("response has no instance id")
 	}
-	return &inst, nil
+	return inst, nil
 }
 
 // decodeList decodes a list page, which must have an "instances" key (null

@@ -299,7 +299,12 @@ func (p *poller) poll(ctx context.Context) outcome {
 	if ctx.Err() != nil {
 		return j.interrupted(ctx)
 	}
+	sent := w.cfg.Now()
+	if p.sched.skip(sent) {
+		return p.check(ctx, nil) // an older instance like it was pending a moment ago
+	}
 	got, err := w.api.GetInstance(ctx, rec.InstanceID)
+	p.sched.polled(sent, err == nil && got.Status == apiclient.StatusRunning)
 	switch {
 	case err == nil:
 		return p.check(ctx, got)

@@ -41,27 +41,43 @@ type pollPlanner struct {
 
 	mu      sync.Mutex
 	history map[string][]time.Duration // ring per plan/region, newest last
+	pending map[string]pendingSeen     // per plan/region
 }
 
-// pollSchedule is one instance's schedule; used by one goroutine.
+// pendingSeen is the oldest age at which an instance of a plan and region
+// was lately seen still pending, and when: another instance of the same plan
+// and region that is younger than that is most likely pending too. It lets
+// a herd of new instances without history (a burst of creates) share one
+// frontier of polls instead of each polling its whole backoff schedule.
+type pendingSeen struct {
+	age time.Duration
+	at  time.Time
+}
+
+// pollSchedule is one instance's schedule; used by one goroutine at a time.
 type pollSchedule struct {
+	planner                *pollPlanner
+	key                    string // plan and region
 	createdAt              time.Time
 	backoff, max           time.Duration
 	quietUntil, denseUntil time.Duration // since createdAt; zero without history
 	step                   time.Duration // zero without history
-	// prev and last are the ages of the last two polls (-1: none); resumed
-	// is true for an instance created before this schedule, whose first
-	// poll is at once and says little about when it started to run.
-	prev, last time.Duration
-	resumed    bool
+	// last is the age of the last poll (-1: none); pending the age until
+	// which the instance is known, or taken by the herd, to have been
+	// pending (-1: none). resumed is true for an instance created before
+	// this schedule, whose first poll is at once and says little about when
+	// it started to run.
+	last, pending time.Duration
+	resumed       bool
 }
 
 // schedule returns the schedule of an instance of plan in region created at
 // createdAt. A resumed schedule polls at once.
 func (p *pollPlanner) schedule(plan, region string, createdAt time.Time, resumed bool) *pollSchedule {
-	s := &pollSchedule{createdAt: createdAt, backoff: p.initial, max: p.max, prev: -1, last: -1, resumed: resumed}
+	key := plan + "\x00" + region
+	s := &pollSchedule{planner: p, key: key, createdAt: createdAt, backoff: p.initial, max: p.max, last: -1, pending: -1, resumed: resumed}
 	p.mu.Lock()
-	h := slices.Clone(p.history[plan+"\x00"+region])
+	h := slices.Clone(p.history[key])
 	p.mu.Unlock()
 	if len(h) < pollMinHistory {
 		return s
@@ -90,8 +106,7 @@ func (p *pollPlanner) observe(plan, region string, d time.Duration) {
 	p.history[key] = h
 }
 
-// next returns the wait before the next poll, at now. Calling it again
-// means the poll it planned did not see the instance running.
+// next returns the wait before the next poll, at now.
 func (s *pollSchedule) next(now time.Time) time.Duration {
 	age := now.Sub(s.createdAt)
 	var d time.Duration
@@ -109,8 +124,56 @@ func (s *pollSchedule) next(now time.Time) time.Duration {
 		k := (age-s.quietUntil)/s.step + 1
 		d = s.quietUntil + k*s.step - age
 	}
-	s.prev, s.last = s.last, age+d
 	return d
+}
+
+// skip reports, at the time of a planned poll of a schedule without
+// history, whether another instance of the same plan and region older than
+// this one was seen pending lately, so that this poll would most likely see
+// pending too. The instance then waits for its next planned poll instead,
+// and counts as pending until now. An instance faster than the one seen
+// pending is found that much later at most; schedules with history do not
+// skip.
+func (s *pollSchedule) skip(now time.Time) bool {
+	if s.step > 0 || (s.resumed && s.last < 0) {
+		return false
+	}
+	age := now.Sub(s.createdAt)
+	p := s.planner
+	p.mu.Lock()
+	seen, ok := p.pending[s.key]
+	p.mu.Unlock()
+	if !ok || now.Sub(seen.at) > 2*p.max || age > seen.age {
+		return false
+	}
+	s.pending = max(s.pending, age)
+	return true
+}
+
+// polled records that the instance was polled at now and whether it was
+// running; an answer that it was not running yet is shared with the herd
+// of its plan and region.
+func (s *pollSchedule) polled(now time.Time, running bool) {
+	age := now.Sub(s.createdAt)
+	s.last = age
+	if running {
+		return
+	}
+	s.pending = max(s.pending, age)
+	if s.step > 0 {
+		return
+	}
+	p := s.planner
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pending == nil {
+		p.pending = make(map[string]pendingSeen)
+	}
+	// The frontier moves up with every older pending answer; a stale one
+	// (the herd has run, or the last one was long ago) is replaced.
+	if seen, ok := p.pending[s.key]; !ok || age >= seen.age || now.Sub(seen.at) > 2*p.max {
+		p.pending[s.key] = pendingSeen{age: age, at: now}
+	}
 }
 
 // estimate returns when the instance started to run, as told by the poll
@@ -121,8 +184,8 @@ func (s *pollSchedule) estimate() (time.Duration, bool) {
 	switch {
 	case s.last < 0:
 		return 0, !s.resumed // the create answer said running
-	case s.prev >= 0:
-		return (s.prev + s.last) / 2, true
+	case s.pending >= 0:
+		return (s.pending + s.last) / 2, true
 	case s.resumed:
 		return 0, false
 	case s.step > 0:

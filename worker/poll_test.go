@@ -17,8 +17,13 @@ func simulatePolls(p *pollPlanner, provision time.Duration) (polls int, late tim
 	now := created
 	for {
 		now = now.Add(s.next(now))
+		if s.skip(now) {
+			continue
+		}
 		polls++
-		if age := now.Sub(created); age >= provision {
+		age := now.Sub(created)
+		s.polled(now, age >= provision)
+		if age >= provision {
 			if d, ok := s.estimate(); ok {
 				p.observe("standard-4", "eu-west-1", d)
 			}
@@ -102,20 +107,21 @@ func TestPollEstimate(t *testing.T) {
 	}{
 		{"create answer already running", cold, false, -1, func(*pollSchedule) (time.Duration, bool) { return 0, true }},
 		{"first cold poll running: half its age", cold, false, 0, func(s *pollSchedule) (time.Duration, bool) { return s.last / 2, true }},
-		{"between the last pending poll and the running one", cold, false, 2, func(s *pollSchedule) (time.Duration, bool) { return (s.prev + s.last) / 2, true }},
+		{"between the last pending poll and the running one", cold, false, 2, func(s *pollSchedule) (time.Duration, bool) { return (s.pending + s.last) / 2, true }},
 		{"first dense poll running: a dense step earlier", learned, false, 0, func(s *pollSchedule) (time.Duration, bool) {
 			return s.last - time.Duration(float64(s.last)*pollDenseStep), true
 		}},
 		{"resumed, running at once: nothing learned", cold, true, 0, func(*pollSchedule) (time.Duration, bool) { return 0, false }},
-		{"resumed, running later", cold, true, 1, func(s *pollSchedule) (time.Duration, bool) { return (s.prev + s.last) / 2, true }},
+		{"resumed, running later", cold, true, 1, func(s *pollSchedule) (time.Duration, bool) { return (s.pending + s.last) / 2, true }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.planner.schedule("p", "r", created, tc.resumed)
 			now := created
-			for range tc.polls + 1 {
+			for i := range tc.polls + 1 {
 				now = now.Add(s.next(now))
+				s.polled(now, i == tc.polls)
 			}
-			if tc.resumed && s.prev < 0 && s.last != 0 {
+			if tc.resumed && s.pending < 0 && s.last != 0 {
 				t.Errorf("a resumed schedule's first poll came after %s, want at once", s.last)
 			}
 			got, ok := s.estimate()
@@ -146,5 +152,143 @@ func TestPollDenseGrid(t *testing.T) {
 		if want := s.quietUntil + time.Duration(i)*s.step; now.Sub(created) != want {
 			t.Fatalf("poll %d at %s, want %s", i+1, now.Sub(created), want)
 		}
+	}
+}
+
+// TestPollHerd checks that a burst of new instances of one plan and region,
+// with no history yet, polls as a herd: an instance younger than one seen
+// pending a moment ago skips its poll, so the burst makes a few polls per
+// instance instead of each its whole backoff schedule, and every instance is
+// still found within the longest backoff wait of running.
+func TestPollHerd(t *testing.T) {
+	const n, provision = 200, 60 * time.Second
+	run := func(shared bool) (gets int, worst time.Duration) {
+		type inst struct {
+			s             *pollSchedule
+			created, wake time.Time
+			done          bool
+		}
+		planner := &pollPlanner{initial: time.Second, max: 15 * time.Second}
+		base := time.Unix(1_000_000, 0)
+		xs := make([]*inst, n)
+		for i := range xs {
+			p := planner
+			if !shared {
+				p = &pollPlanner{initial: time.Second, max: 15 * time.Second}
+			}
+			created := base.Add(time.Duration(i) * 4 * time.Second / n) // all created within 4s
+			s := p.schedule("standard-4", "eu-west-1", created, false)
+			xs[i] = &inst{s: s, created: created, wake: created.Add(s.next(created))}
+		}
+		for {
+			var x *inst
+			for _, y := range xs {
+				if !y.done && (x == nil || y.wake.Before(x.wake)) {
+					x = y
+				}
+			}
+			if x == nil {
+				return gets, worst
+			}
+			now := x.wake
+			if x.s.skip(now) {
+				x.wake = now.Add(x.s.next(now))
+				continue
+			}
+			gets++
+			age := now.Sub(x.created)
+			x.s.polled(now, age >= provision)
+			if age >= provision {
+				x.done, worst = true, max(worst, age-provision)
+				continue
+			}
+			x.wake = now.Add(x.s.next(now))
+		}
+	}
+	alone, _ := run(false)
+	herd, worst := run(true)
+	t.Logf("GET calls: %d polling alone, %d as a herd; found at most %s late", alone, herd, worst)
+	if herd*3 > alone {
+		t.Errorf("the herd made %d polls, alone they make %d: want at most a third", herd, alone)
+	}
+	if worst > 15*time.Second {
+		t.Errorf("an instance of the herd was found %s after it ran, want at most PollMax (15s)", worst)
+	}
+}
+
+// TestPollArrivals runs the polling benchmark's workload on a simulated
+// clock: six plans and regions with base times from 22s to 109s, ±10% per
+// instance, 360 instances arriving over ten minutes, so that instances of a
+// plan and region overlap. Once a plan and region have history, an instance
+// needs at most three polls on average and is found within a tenth of its
+// provisioning time: what the herd skips while the plan and region are new
+// must not spoil what is learned.
+func TestPollArrivals(t *testing.T) {
+	rng := rand.New(rand.NewPCG(42, 7))
+	planner := &pollPlanner{initial: time.Second, max: 15 * time.Second}
+	bases := []time.Duration{22 * time.Second, 40 * time.Second, 57 * time.Second, 75 * time.Second, 92 * time.Second, 109 * time.Second}
+	type inst struct {
+		s             *pollSchedule
+		key           string
+		created, wake time.Time
+		provision     time.Duration
+		done, warm    bool
+		polls         int
+	}
+	base := time.Unix(1_000_000, 0)
+	var xs []*inst
+	for i := range 360 {
+		k := rng.IntN(len(bases))
+		created := base.Add(time.Duration(i) * 10 * time.Minute / 360)
+		xs = append(xs, &inst{key: "plan-" + string(rune('a'+k)), created: created, wake: created,
+			provision: time.Duration(float64(bases[k]) * (0.9 + 0.2*rng.Float64()))})
+	}
+	completed := make(map[string]int)
+	var ratios []float64
+	warmPolls := 0
+	for {
+		var x *inst
+		for _, y := range xs {
+			if !y.done && (x == nil || y.wake.Before(x.wake)) {
+				x = y
+			}
+		}
+		if x == nil {
+			break
+		}
+		now := x.wake
+		switch {
+		case x.s == nil: // the create answer: pending
+			x.s = planner.schedule(x.key, "r", x.created, false)
+			x.warm = completed[x.key] >= pollMinHistory
+		case x.s.skip(now):
+		default:
+			x.polls++
+			age := now.Sub(x.created)
+			x.s.polled(now, age >= x.provision)
+			if age >= x.provision {
+				x.done = true
+				if d, ok := x.s.estimate(); ok {
+					planner.observe(x.key, "r", d)
+				}
+				completed[x.key]++
+				if x.warm {
+					warmPolls += x.polls
+					ratios = append(ratios, float64(age-x.provision)/float64(x.provision))
+				}
+				continue
+			}
+		}
+		x.wake = now.Add(x.s.next(now))
+	}
+	slices.Sort(ratios)
+	mean := float64(warmPolls) / float64(len(ratios))
+	p95 := ratios[len(ratios)*95/100]
+	t.Logf("%d instances after warm-up: %.2f polls each, lateness p95 %.1f%%", len(ratios), mean, 100*p95)
+	if mean > 3 {
+		t.Errorf("%.2f polls per instance after warm-up, want at most 3", mean)
+	}
+	if p95 >= 0.10 {
+		t.Errorf("95th percentile of lateness = %.1f%% of the provisioning time, want under 10%%", 100*p95)
 	}
 }

@@ -105,11 +105,7 @@ func (l *lease) update(ctx context.Context, change func(*Record)) error {
 	if next.Owner == l.owner {
 		next.LeaseUntil = l.now().Add(l.ttl)
 	}
-	data, err := json.Marshal(&next)
-	if err != nil {
-		return fmt.Errorf("encode job record: %w", err)
-	}
-	rev, err := l.kv.Update(ctx, l.key, data, l.rev)
+	rev, err := l.kv.Update(ctx, l.key, next.marshal(), l.rev)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			l.lost(errLeaseLost)
@@ -191,8 +187,7 @@ func claim(ctx context.Context, kv jetstream.KeyValue, key, owner, fingerprint s
 			if startCreate {
 				rec.CreateStartedAt = t
 			}
-			data, _ := json.Marshal(&rec)
-			rev, err := kv.Create(ctx, key, data)
+			rev, err := kv.Create(ctx, key, rec.marshal())
 			if err == nil {
 				return &lease{kv: kv, key: key, owner: owner, ttl: ttl, now: now, rec: rec, rev: rev}, rec, claimedNew, 0, nil
 			}
@@ -217,8 +212,7 @@ func claim(ctx context.Context, kv jetstream.KeyValue, key, owner, fingerprint s
 			return nil, rec, claimHeld, rec.LeaseUntil.Sub(t), nil
 		}
 		rec.Owner, rec.LeaseUntil, rec.StreamSequence = owner, t.Add(ttl), seq
-		data, _ := json.Marshal(&rec)
-		rev, err := kv.Update(ctx, key, data, entry.Revision())
+		rev, err := kv.Update(ctx, key, rec.marshal(), entry.Revision())
 		if err == nil {
 			return &lease{kv: kv, key: key, owner: owner, ttl: ttl, now: now, rec: rec, rev: rev}, rec, claimed, 0, nil
 		}

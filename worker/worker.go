@@ -60,7 +60,7 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger.With(zap.String("worker", cfg.ID)), api: cfg.API, js: cfg.JetStream,
+	w := &Worker{cfg: cfg, log: withFieldsCore(cfg.Logger).With(zap.String("worker", cfg.ID)), api: cfg.API, js: cfg.JetStream,
 		tracer: cfg.TracerProvider.Tracer(tracerName)}
 	w.polls = pollPlanner{initial: cfg.PollInitial, max: cfg.PollMax}
 	w.leases.jobs = make(map[*job]struct{})

@@ -163,19 +163,15 @@ func (w *Worker) fetchLoop(ctx, jobCtx context.Context) {
 		if !w.take(ctx, slots) {
 			return
 		}
-		n := 1
+		// Ask for no more messages than there are free step permits now;
+		// each message takes its permit when it arrives (see fetch).
+		n, free := 1, cap(w.steps)-len(w.steps)
 	grab:
-		for n < w.cfg.Concurrency {
+		for n < min(w.cfg.Concurrency, max(free, 1)) {
 			select {
 			case slots <- struct{}{}:
-			default:
-				break grab
-			}
-			select {
-			case w.steps <- struct{}{}:
 				n++
 			default:
-				<-slots
 				break grab
 			}
 		}
@@ -196,8 +192,10 @@ func (w *Worker) fetchLoop(ctx, jobCtx context.Context) {
 	}
 }
 
-// take waits for a free slot and a step permit, which a new job needs to
-// start at once; it returns false when ctx ends first.
+// take waits for a free slot, and until a step permit is free, which a new
+// job needs to start at once; it returns false when ctx ends first. It does
+// not keep the permit: a fetch may wait seconds for messages, and parked
+// jobs need permits to poll meanwhile.
 func (w *Worker) take(ctx context.Context, slots chan struct{}) bool {
 	select {
 	case slots <- struct{}{}:
@@ -206,6 +204,7 @@ func (w *Worker) take(ctx context.Context, slots chan struct{}) bool {
 	}
 	select {
 	case w.steps <- struct{}{}:
+		<-w.steps
 		return true
 	case <-ctx.Done():
 		<-slots
@@ -213,15 +212,14 @@ func (w *Worker) take(ctx context.Context, slots chan struct{}) bool {
 	}
 }
 
-// fetch pulls up to n messages, holding n slots and step permits; each
-// message starts a job at once and every slot and permit not used is given
-// back.
+// fetch pulls up to n messages, holding n slots; each message takes a step
+// permit (steps are short: this waits milliseconds at most) and starts a job
+// at once, and every slot not used is given back.
 func (w *Worker) fetch(ctx, jobCtx context.Context, n int, slots chan struct{}) error {
 	used := 0
 	defer func() {
 		for ; used < n; used++ {
 			<-slots
-			<-w.steps
 		}
 	}()
 	cons := w.Consumer()
@@ -237,7 +235,13 @@ func (w *Worker) fetch(ctx, jobCtx context.Context, n int, slots chan struct{}) 
 			// Stopping: give it straight back.
 			_ = msg.Nak()
 			<-slots
-			<-w.steps
+			continue
+		}
+		select {
+		case w.steps <- struct{}{}:
+		case <-ctx.Done():
+			_ = msg.Nak()
+			<-slots
 			continue
 		}
 		w.inFlight.Add(1)
@@ -467,22 +471,34 @@ func (w *Worker) keepLeases(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		var renewing sync.WaitGroup
+		slots := make(chan struct{}, renewers)
 		for _, j := range w.leases.due(time.Now().Add(-every).UnixNano()) {
 			if ctx.Err() != nil {
-				return
+				break
 			}
 			j.lastRenew.Store(time.Now().UnixNano())
 			if err := j.msg.InProgress(); err != nil {
 				j.log.Warn("progress ack failed", zap.Error(err))
 			}
-			rctx, cancel := context.WithTimeout(ctx, every)
-			if err := j.lease.renew(rctx); err != nil && !errors.Is(err, errLeaseLost) {
-				j.log.Warn("lease renewal failed", zap.Error(err))
-			}
-			cancel()
+			slots <- struct{}{}
+			renewing.Go(func() {
+				defer func() { <-slots }()
+				rctx, cancel := context.WithTimeout(ctx, every)
+				defer cancel()
+				if err := j.lease.renew(rctx); err != nil && !errors.Is(err, errLeaseLost) {
+					j.log.Warn("lease renewal failed", zap.Error(err))
+				}
+			})
 		}
+		renewing.Wait()
 	}
 }
+
+// renewers bounds the lease renewals in flight at once. One after the
+// other, a KV round trip each, the renewals of 10,000 jobs take longer than
+// the third of an ack wait they must fit in.
+const renewers = 16
 
 // pauseGate is closed while the API rejects the worker's key.
 type pauseGate struct {

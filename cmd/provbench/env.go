@@ -86,12 +86,11 @@ type callRecorder struct {
 	creates   []time.Time    // arrival of every POST /v1/instances
 	first503  time.Time      // when the first 503 was answered
 	running   map[string]time.Time
-	getTimes  map[string][]time.Time
 	provision func(apiclient.CreateInstanceRequest) time.Duration
 }
 
 func newCallRecorder() *callRecorder {
-	return &callRecorder{byEP: make(map[cnsim.Endpoint]int), gets: make(map[string]int), running: make(map[string]time.Time), getTimes: map[string][]time.Time{}}
+	return &callRecorder{byEP: make(map[cnsim.Endpoint]int), gets: make(map[string]int), running: make(map[string]time.Time)}
 }
 
 // wrap returns h with every call recorded.
@@ -108,7 +107,6 @@ func (r *callRecorder) wrap(h http.Handler) http.Handler {
 		switch ep {
 		case cnsim.EndpointGet:
 			r.gets[id]++
-			r.getTimes[id] = append(r.getTimes[id], arrived)
 		case cnsim.EndpointCreate:
 			r.creates = append(r.creates, arrived)
 			if sw.status == http.StatusServiceUnavailable && r.first503.IsZero() {

@@ -169,6 +169,7 @@ func (b *bench) throughput(ctx context.Context) *result {
 		fmt.Sprintf("%d requests published before the worker starts; worker concurrency %d; simulator `Instant` (the create answer is already `running`, so a job needs no GET); jobs/s from the worker's start to the last terminal event.", n, c),
 		"Ceiling: the same number of requests, on a fresh in-process server with the worker's streams, consumer and bucket, worked by a minimal loop with the worker's fetch discipline and concurrency that makes exactly the worker's broker operations per job, with records and events of the worker's sizes, and nothing else (no HTTP, no JSON decoding of records).",
 		"The worker runs in the harness's process with its production logger configuration (JSON, info) writing to io.Discard, and an API client configured as cmd/provisioner configures it.",
+		"On a shared machine both rates vary from run to run by a third or more; CPU per job varies less. The difference between the two CPU figures is what the worker adds to the broker's work: the HTTP round trip to the simulator (client and server, both in this process), JSON, logging and the job's own logic.",
 	}
 	return res
 }
@@ -495,7 +496,6 @@ func (b *bench) polling(ctx context.Context) *result {
 		completed time.Time
 		gets      int
 		delay     time.Duration // real time
-		id        string
 	}
 	var all []inst
 	for _, r := range reqs {
@@ -510,7 +510,7 @@ func (b *bench) polling(ctx context.Context) *result {
 			d = 0 // the event time is truncated to the millisecond
 		}
 		all = append(all, inst{pair: pairOf[r.Name], real: real[r.Name], created: ran.Add(-sped(real[r.Name])), completed: ev.Time,
-			gets: gets[ev.Instance.ID], delay: time.Duration(float64(d) * scale), id: ev.Instance.ID})
+			gets: gets[ev.Instance.ID], delay: time.Duration(float64(d) * scale)})
 	}
 	var warm []inst
 	for _, x := range all {
@@ -532,16 +532,6 @@ func (b *bench) polling(ctx context.Context) *result {
 			provs = append(provs, x.real)
 		}
 		return s, provs
-	}
-	if os.Getenv("PROVBENCH_DEBUG_POLL") != "" {
-		slices.SortFunc(warm, func(a, b inst) int { return int(float64(b.delay)/float64(b.real)*1e6) - int(float64(a.delay)/float64(a.real)*1e6) })
-		for _, x := range warm[:min(20, len(warm))] {
-			var ages []string
-			for _, g := range run.sim.rec.getTimes[x.id] {
-				ages = append(ages, fmt.Sprintf("%.1f", g.Sub(x.created).Seconds()*scale))
-			}
-			b.logf("debug: pair %d created %.1f real %s gets %d %v delay %s (%.1f%%)", x.pair, x.created.Sub(start).Seconds()*scale, x.real.Round(time.Millisecond), x.gets, ages, x.delay.Round(time.Millisecond), 100*float64(x.delay)/float64(x.real))
-		}
 	}
 	wAll, provAll := stats(all)
 	wWarm, provWarm := stats(warm)

@@ -44,6 +44,11 @@ type pollPlanner struct {
 	pending map[string]pendingSeen     // per plan/region
 }
 
+// pollHerdMaxQuiet bounds, in units of PollMax, how long an instance
+// without history may go without a poll of its own while the herd says it is
+// pending.
+const pollHerdMaxQuiet = 4
+
 // pendingSeen is the oldest age at which an instance of a plan and region
 // was lately seen still pending, and when: another instance of the same plan
 // and region that is younger than that is most likely pending too. It lets
@@ -140,6 +145,12 @@ func (s *pollSchedule) skip(now time.Time) bool {
 	}
 	age := now.Sub(s.createdAt)
 	p := s.planner
+	// However sure the herd is, an instance looks for itself now and then: an
+	// older instance that is stuck pending keeps the frontier moving up and
+	// would otherwise keep every younger one from ever being polled.
+	if age-max(s.last, 0) >= pollHerdMaxQuiet*p.max {
+		return false
+	}
 	p.mu.Lock()
 	seen, ok := p.pending[s.key]
 	p.mu.Unlock()

@@ -292,3 +292,38 @@ func TestPollArrivals(t *testing.T) {
 		t.Errorf("95th percentile of lateness = %.1f%% of the provisioning time, want under 10%%", 100*p95)
 	}
 }
+
+// TestPollHerdStuckInstance: an older instance stuck pending must not keep a
+// younger one of the same plan and region from being polled for ever.
+func TestPollHerdStuckInstance(t *testing.T) {
+	t.Parallel()
+	planner := &pollPlanner{initial: time.Second, max: 15 * time.Second}
+	base := time.Unix(1_000_000, 0)
+	stuck := planner.schedule("standard-4", "eu-west-1", base, false)
+	born := base.Add(time.Minute)
+	young := planner.schedule("standard-4", "eu-west-1", born, false)
+	stuckWake := base.Add(stuck.next(base))
+	youngWake := born.Add(young.next(born))
+	lastOwn := born
+	longest := time.Duration(0)
+	for end := base.Add(15 * time.Minute); stuckWake.Before(end) || youngWake.Before(end); {
+		if stuckWake.Before(youngWake) {
+			stuck.polled(stuckWake, false) // pending for ever
+			stuckWake = stuckWake.Add(stuck.next(stuckWake))
+			continue
+		}
+		now := youngWake
+		if !young.skip(now) {
+			young.polled(now, false)
+			longest = max(longest, now.Sub(lastOwn))
+			lastOwn = now
+		}
+		youngWake = now.Add(young.next(now))
+	}
+	if limit := (pollHerdMaxQuiet + 1) * planner.max; longest > limit {
+		t.Errorf("the younger instance went %s without a poll of its own, want at most %s", longest, limit)
+	}
+	if lastOwn.Before(base.Add(14 * time.Minute)) {
+		t.Errorf("the younger instance's last own poll was at %s, long before the end", lastOwn.Sub(base))
+	}
+}

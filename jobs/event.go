@@ -2,7 +2,9 @@ package jobs
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudnexus/provisioner/apiclient"
@@ -108,4 +110,43 @@ func CloudEventType(kind Kind) string {
 		return "io.cloudnexus.provisioner.request.rejected"
 	}
 	return "io.cloudnexus.provisioner.instance." + string(kind)
+}
+
+// Summary renders the event for a person on one line, as provisioner -dev
+// and provisionctl print it: kind, request, instance, and the outcome's
+// details.
+func (e *Event) Summary() string {
+	var b strings.Builder
+	id := e.RequestID
+	if id == "" {
+		id = "(no request_id)"
+	}
+	fmt.Fprintf(&b, "%-9s %s", e.Kind, id)
+	if e.Instance != nil {
+		fmt.Fprintf(&b, "  %s %q %s", e.Instance.ID, e.Instance.Name, e.Instance.Status)
+		if e.Instance.IPv4 != "" {
+			fmt.Fprintf(&b, " %s", e.Instance.IPv4)
+		}
+	}
+	if e.Kind == KindCompleted {
+		fmt.Fprintf(&b, "  in %s, %d API calls", (time.Duration(e.DurationMS) * time.Millisecond).Round(100*time.Millisecond), e.APICalls)
+	}
+	if e.Error != nil {
+		fmt.Fprintf(&b, "  %s: %s", e.Error.Code, e.Error.Message)
+		if len(e.Error.Details) > 0 {
+			fmt.Fprintf(&b, " %s", e.Error.Details)
+		}
+	}
+	if e.InstanceID != "" {
+		deleted := e.InstanceDeleted != nil && *e.InstanceDeleted
+		fmt.Fprintf(&b, "  (instance %s, deleted: %t)", e.InstanceID, deleted)
+	}
+	if e.StreamSequence != 0 {
+		fmt.Fprintf(&b, "  (request message %d)", e.StreamSequence)
+	}
+	if len(e.Metadata) > 0 {
+		md, _ := json.Marshal(e.Metadata)
+		fmt.Fprintf(&b, "  metadata %s", md)
+	}
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudnexus/provisioner/apiclient"
 	"github.com/cloudnexus/provisioner/jobs"
 )
 
@@ -271,5 +272,41 @@ func TestSubjectsWildcards(t *testing.T) {
 				t.Errorf("%q matches %q = %v, want %v", tc.filter, tc.subject, got, tc.want)
 			}
 		}
+	}
+}
+
+func TestSummary(t *testing.T) {
+	t.Parallel()
+	deleted := true
+	tests := []struct {
+		name string
+		ev   jobs.Event
+		want string
+	}{
+		{
+			name: "completed",
+			ev: jobs.Event{RequestID: "req-1", Kind: jobs.KindCompleted, Metadata: map[string]string{"team": "payments"}, DurationMS: 3650, APICalls: 4,
+				Instance: &apiclient.Instance{ID: "inst_1", Name: "web-01", Status: "running", IPv4: "10.0.0.6"}},
+			want: `completed req-1  inst_1 "web-01" running 10.0.0.6  in 3.7s, 4 API calls  metadata {"team":"payments"}`,
+		},
+		{
+			name: "failed with a deleted instance",
+			ev: jobs.Event{RequestID: "req-2", Kind: jobs.KindFailed, InstanceID: "inst_2", InstanceDeleted: &deleted,
+				Error: &jobs.EventError{Code: "INSTANCE_FAILED", Message: `instance inst_2 reached status "error"`}},
+			want: `failed    req-2  INSTANCE_FAILED: instance inst_2 reached status "error"  (instance inst_2, deleted: true)`,
+		},
+		{
+			name: "rejected without a request_id",
+			ev:   jobs.Event{Kind: jobs.KindRejected, StreamSequence: 7, Error: &jobs.EventError{Code: "MALFORMED_MESSAGE", Message: "reject message: request_id is missing"}},
+			want: `rejected  (no request_id)  MALFORMED_MESSAGE: reject message: request_id is missing  (request message 7)`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.ev.Summary(); got != tt.want {
+				t.Errorf("Summary()\n got %s\nwant %s", got, tt.want)
+			}
+		})
 	}
 }

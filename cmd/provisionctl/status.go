@@ -118,7 +118,7 @@ func (c *cli) printRecord(id string, rec *worker.Record) {
 	if len(rec.Terminal) > 0 {
 		var ev jobs.Event
 		if err := json.Unmarshal(rec.Terminal, &ev); err == nil {
-			line("outcome", "%s", eventLine(ev))
+			line("outcome", "%s", ev.Summary())
 			line("finished", "%s", ev.Time.UTC().Format(time.RFC3339Nano))
 		} else {
 			line("outcome", "undecodable: %s", rec.Terminal)

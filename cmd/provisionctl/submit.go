@@ -102,7 +102,7 @@ request completed, 1 when it failed or was rejected, 3 on --timeout.`)
 			fmt.Fprintf(c.stdout, "%s\n", out)
 			return
 		}
-		fmt.Fprintln(c.stdout, eventLine(ev))
+		fmt.Fprintln(c.stdout, ev.Summary())
 	})
 	if err != nil {
 		if wctx.Err() != nil {

@@ -104,7 +104,7 @@ or 3 when --limit events had not come).`)
 			fmt.Fprintf(c.stdout, "undecodable event on %s: %s\n", msg.Subject(), msg.Data())
 			continue
 		}
-		fmt.Fprintf(c.stdout, "%s %s\n", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), eventLine(ev))
+		fmt.Fprintf(c.stdout, "%s %s\n", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Summary())
 	}
 	return exitOK
 }

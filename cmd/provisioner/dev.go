@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -136,30 +135,5 @@ func formatEvent(data []byte) string {
 	if err := json.Unmarshal(data, &ev); err != nil {
 		return "event (undecodable): " + string(data)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%-9s %s", ev.Kind, ev.RequestID)
-	if ev.Instance != nil {
-		fmt.Fprintf(&b, "  %s %q %s", ev.Instance.ID, ev.Instance.Name, ev.Instance.Status)
-		if ev.Instance.IPv4 != "" {
-			fmt.Fprintf(&b, " %s", ev.Instance.IPv4)
-		}
-	}
-	if ev.Kind == jobs.KindCompleted {
-		fmt.Fprintf(&b, "  in %s, %d API calls", (time.Duration(ev.DurationMS) * time.Millisecond).Round(100*time.Millisecond), ev.APICalls)
-	}
-	if ev.Error != nil {
-		fmt.Fprintf(&b, "  %s: %s", ev.Error.Code, ev.Error.Message)
-		if len(ev.Error.Details) > 0 {
-			fmt.Fprintf(&b, " %s", ev.Error.Details)
-		}
-	}
-	if ev.InstanceID != "" {
-		deleted := ev.InstanceDeleted != nil && *ev.InstanceDeleted
-		fmt.Fprintf(&b, "  (instance %s, deleted: %t)", ev.InstanceID, deleted)
-	}
-	if len(ev.Metadata) > 0 {
-		md, _ := json.Marshal(ev.Metadata)
-		fmt.Fprintf(&b, "  metadata %s", md)
-	}
-	return b.String()
+	return ev.Summary()
 }

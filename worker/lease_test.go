@@ -72,6 +72,28 @@ func TestLeaseConfirm(t *testing.T) {
 // bucket on it; both go when the test ends.
 func leaseTestBucket(t *testing.T) jetstream.KeyValue {
 	t.Helper()
+	js := internalJetStream(t)
+	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "lease_test", History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+func leaseTestRevision(t *testing.T, kv jetstream.KeyValue, key string) uint64 {
+	t.Helper()
+	e, err := kv.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.Revision()
+}
+
+// internalJetStream starts an in-process NATS server with JetStream for the
+// package's internal tests and returns a JetStream context on it; both go
+// when the test ends.
+func internalJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
 	if err != nil {
 		t.Fatal(err)
@@ -90,18 +112,5 @@ func leaseTestBucket(t *testing.T) jetstream.KeyValue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "lease_test", History: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kv
-}
-
-func leaseTestRevision(t *testing.T, kv jetstream.KeyValue, key string) uint64 {
-	t.Helper()
-	e, err := kv.Get(context.Background(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e.Revision()
+	return js
 }

@@ -167,22 +167,31 @@ func (j *job) ensureInstance(ctx context.Context, rec Record) (inst *apiclient.I
 
 	body := apiclient.CreateInstanceRequest{Name: j.req.Name, Plan: j.req.Plan, Region: j.req.Region, Image: j.req.Image, SSHKeys: j.req.SSHKeys}
 	adopted := false
-	err := w.api.Retry(ctx, func(ctx context.Context) error {
-		if ambiguous {
-			found, err := w.api.FindInstanceByName(ctx, j.req.Region, j.req.Name)
-			if err != nil {
-				return err
-			}
-			if found != nil && adoptable(found, since) {
-				inst, adopted = found, true
-				return nil
-			}
+	// beforeSend runs right before a create is sent, after any wait behind
+	// the overload gate (or in a frozen process), which may outlast the
+	// lease: the create goes out only if the lease is still ours, and, when
+	// an earlier create may have happened, only if no instance of that name
+	// turned up. Looking there rather than before the gate keeps a storm
+	// from costing one list walk per waiting job per Retry-After.
+	beforeSend := func(ctx context.Context) error {
+		if err := j.lease.confirm(ctx); err != nil || !ambiguous {
+			return err
 		}
-		// The create may have waited behind the overload gate, or in a
-		// frozen process, for longer than the lease lasts: it is sent only
-		// if the lease is still ours, so a replica that lost the job does
-		// not create a second instance.
-		created, err := w.api.CreateInstance(apiclient.WithSendCheck(ctx, j.lease.confirm), body, j.req.RequestID)
+		found, err := w.api.FindInstanceByName(apiclient.WithSendCheck(ctx, nil), j.req.Region, j.req.Name)
+		if err != nil {
+			return err
+		}
+		if found != nil && adoptable(found, since) {
+			inst, adopted = found, true
+			return errAdopted
+		}
+		return nil
+	}
+	err := w.api.Retry(ctx, func(ctx context.Context) error {
+		created, err := w.api.CreateInstance(apiclient.WithSendCheck(ctx, beforeSend), body, j.req.RequestID)
+		if adopted {
+			return nil
+		}
 		if err == nil && created.ID == "" {
 			err = &apiclient.Error{Method: http.MethodPost, Path: "/instances", StatusCode: http.StatusBadGateway, Message: "created instance has no id"}
 		}
@@ -229,6 +238,10 @@ func (j *job) ensureInstance(ctx context.Context, rec Record) (inst *apiclient.I
 	}
 	return inst, true, outcome{}, true
 }
+
+// errAdopted stops a create unsent: an instance an earlier create made was
+// found and adopted instead.
+var errAdopted = errors.New("instance found by name and adopted")
 
 // adoptCreatedSkew allows for the API's clock being behind ours when an
 // instance found by name is checked against the job's first create attempt.

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/cloudnexus/provisioner/jobs"
 )
 
 // Record is a job's state in the KV bucket, under its request_id, as JSON. It is the
@@ -79,10 +77,9 @@ type lease struct {
 	// lost cancels the job's context when the lease is lost.
 	lost context.CancelCauseFunc
 
-	mu       sync.Mutex
-	rec      Record
-	rev      uint64
-	released bool // the record no longer names owner: nothing to renew
+	mu  sync.Mutex
+	rec Record
+	rev uint64
 }
 
 // get returns a copy of the current record.
@@ -113,7 +110,7 @@ func (l *lease) update(ctx context.Context, change func(*Record)) error {
 		}
 		return fmt.Errorf("write job record: %w", err)
 	}
-	l.rec, l.rev, l.released = next, rev, next.Owner != l.owner
+	l.rec, l.rev = next, rev
 	return nil
 }
 
@@ -135,7 +132,7 @@ func (l *lease) confirm(ctx context.Context) error {
 // renew extends a held lease; it does nothing once the lease is released.
 func (l *lease) renew(ctx context.Context) error {
 	l.mu.Lock()
-	released := l.released
+	released := l.rec.Owner != l.owner // the record no longer names us: nothing to renew
 	l.mu.Unlock()
 	if released {
 		return nil
@@ -220,13 +217,4 @@ func claim(ctx context.Context, kv jetstream.KeyValue, key, owner, fingerprint s
 			return nil, Record{}, 0, 0, fmt.Errorf("take over job record: %w", err)
 		}
 	}
-}
-
-// eventKind reads the kind of a stored event.
-func eventKind(data []byte) jobs.Kind {
-	var ev struct {
-		Kind jobs.Kind `json:"kind"`
-	}
-	_ = json.Unmarshal(data, &ev)
-	return ev.Kind
 }

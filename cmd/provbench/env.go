@@ -79,14 +79,13 @@ func (b *broker) close() {
 // callRecorder counts what the simulator is asked, from outside it, so the
 // figures do not depend on what the worker says about itself.
 type callRecorder struct {
-	mu        sync.Mutex
-	total     int
-	byEP      map[cnsim.Endpoint]int
-	gets      map[string]int // GET /v1/instances/{id} by id
-	creates   []time.Time    // arrival of every POST /v1/instances
-	first503  time.Time      // when the first 503 was answered
-	running   map[string]time.Time
-	provision func(apiclient.CreateInstanceRequest) time.Duration
+	mu       sync.Mutex
+	total    int
+	byEP     map[cnsim.Endpoint]int
+	gets     map[string]int // GET /v1/instances/{id} by id
+	creates  []time.Time    // arrival of every POST /v1/instances
+	first503 time.Time      // when the first 503 was answered
+	running  map[string]time.Time
 }
 
 func newCallRecorder() *callRecorder {
@@ -363,15 +362,14 @@ type collector struct {
 	want int
 	keep bool
 
-	mu           sync.Mutex
-	created      map[string]time.Time
-	terminals    map[string]terminal
-	rejected     int
-	failed       int
-	allCreated   chan struct{}
-	allTerminal  chan struct{}
-	firstDone    time.Time
-	createdCount int
+	mu          sync.Mutex
+	created     map[string]time.Time
+	terminals   map[string]terminal
+	rejected    int
+	failed      int
+	allCreated  chan struct{}
+	allTerminal chan struct{}
+	firstDone   time.Time
 }
 
 func newCollector(nc *nats.Conn, want int, keepBodies bool) (*collector, error) {

@@ -352,26 +352,26 @@ func (j *job) complete(ctx context.Context, inst *apiclient.Instance, sched *pol
 // fail publishes a failed event, deleting instanceID first when configured.
 func (j *job) fail(ctx context.Context, evErr *jobs.EventError, instanceID string) outcome {
 	w := j.w
+	deleted := false
+	if instanceID != "" && w.cfg.DeleteOnFailure {
+		switch err := w.api.DeleteInstance(ctx, instanceID); {
+		case err == nil:
+			deleted = true
+			j.log.Info("deleted the failed instance")
+		case ctx.Err() != nil:
+			return j.interrupted(ctx)
+		case errors.Is(err, apiclient.ErrUnauthorized):
+			return j.apiFailed(ctx, err, instanceID)
+		default:
+			j.log.Error("could not delete the failed instance; it is left for an operator", zap.Error(err))
+		}
+	}
+	// Made after the delete, so that its time is when the job ended.
 	ev := jobs.NewEvent(jobs.KindFailed, j.req.RequestID, j.req.Metadata, w.cfg.Now())
 	ev.Error = evErr
 	if instanceID != "" {
-		deleted := false
-		if w.cfg.DeleteOnFailure {
-			switch err := w.api.DeleteInstance(ctx, instanceID); {
-			case err == nil:
-				deleted = true
-				j.log.Info("deleted the failed instance")
-			case ctx.Err() != nil:
-				return j.interrupted(ctx)
-			case errors.Is(err, apiclient.ErrUnauthorized):
-				return j.apiFailed(ctx, err, instanceID)
-			default:
-				j.log.Error("could not delete the failed instance; it is left for an operator", zap.Error(err))
-			}
-		}
 		ev.InstanceID, ev.InstanceDeleted = instanceID, &deleted
 	}
-	ev.Time = w.cfg.Now().UTC().Truncate(time.Millisecond)
 	return j.finish(ctx, ev)
 }
 

@@ -16,7 +16,9 @@ import (
 // FuzzDecodeRequest checks the promises DecodeRequest makes to the worker
 // about any message: it never panics, a request it accepts can be sent and
 // fingerprinted, a rejected message yields nothing, and a validation error
-// always comes with a request_id to answer on.
+// always comes with a request_id to answer on. It also checks that
+// DecodeRequest gives exactly what the reference implementation in
+// reference_test.go gives.
 func FuzzDecodeRequest(f *testing.F) {
 	err := filepath.WalkDir("../testdata/requests", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -44,6 +46,15 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"request_id":"a","name":"\u00e9\ud800","plan":"p","region":"r","image":"i","metadata":{"<&>":"\u2028"}}`,
 		`{"request_id":"a","request_id":"b.c","name":"n","plan":"p","region":"r","image":"i"}`,
 		`{"Request_ID":"a","name":"n","plan":"p","region":"r","image":"i"}`,
+		// Around the fast paths for plain strings and their fallback.
+		"{\"request_id\":\"a\",\"name\":\"\xff\",\"plan\":\"\\u0000\",\"region\":\"\\t\",\"image\":\"i\",\"ssh_keys\":[\"\xed\xa0\x80\"]}",
+		"{ \"request_id\" : \"a\" ,\"name\":\"n\",\"plan\":\"p\",\"region\":\"r\",\"image\":\"i\",\n\"ssh_keys\" : [ \"k\" ,\t\"l\" ] ,\r\"metadata\" : { \"k\" : \"v\" , \"k\" : \"\" } }",
+		`{"request_id":"a","name":"n","plan":"p","region":"r","image":"i","ssh_keys":[],"metadata":{}}`,
+		`{"request_id":"a","name":"n","plan":"p","region":"r","image":"i","ssh_keys":[null,"k"],"metadata":{"k":"v","k":null}}`,
+		`{"request_id":"a","name":"n","plan":"p","region":"r","image":"i","metadata":{"k":null,"k":"v"},"ssh_keys":["k",1]}`,
+		`{"request_id":"a","name":"n","plan":"p","region":"r","image":"i"} {"request_id":"b"}`,
+		`{"request_id":"a","name":"n","plan":"p","region":"r","image":"i"}]`,
+		`[1] {`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -55,6 +66,12 @@ func FuzzDecodeRequest(f *testing.F) {
 		req2, err2 := jobs.DecodeRequest(data)
 		if !reflect.DeepEqual(req, req2) || errString(err) != errString(err2) {
 			t.Fatalf("two decodes differ: %+v %v / %+v %v", req, err, req2, err2)
+		}
+
+		// Same answer as the straightforward implementation.
+		ref, refErr := decodeRequestReference(data)
+		if !reflect.DeepEqual(req, ref) || !reflect.DeepEqual(err, refErr) {
+			t.Fatalf("DecodeRequest differs from the reference:\ngot  %#v %T %v\nwant %#v %T %v", req, err, err, ref, refErr, refErr)
 		}
 
 		var (

@@ -59,6 +59,13 @@ type Config struct {
 	// MaxConnsPerHost bounds the connections of the default HTTPClient; it
 	// is unused when HTTPClient is set. Defaults to 64.
 	MaxConnsPerHost int
+	// UnencryptedHTTP2 makes the default HTTPClient speak HTTP/2 without TLS
+	// (h2c, with prior knowledge) to an http:// BaseURL, for a server or
+	// proxy known to accept it: all calls share a few multiplexed
+	// connections. It is unused for an https:// BaseURL, where HTTP/2 is
+	// negotiated with TLS whatever it says, and when HTTPClient is set.
+	// Defaults to false (HTTP/1.1 to an http:// BaseURL).
+	UnencryptedHTTP2 bool
 	// Timeout is the deadline of one HTTP attempt, including reading the
 	// response body. Defaults to 15s.
 	Timeout time.Duration
@@ -188,7 +195,7 @@ func New(cfg Config) (*Client, error) {
 		gates:   make(map[string]*gate),
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Transport: newTransport(cfg.MaxConnsPerHost)}
+		c.hc = &http.Client{Transport: NewTransport(cfg)}
 		c.ownsHC = true
 	}
 	for _, e := range []string{EndpointCreate, EndpointGet, EndpointDelete, EndpointList, EndpointMe} {
@@ -197,19 +204,44 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// newTransport returns a clone of http.DefaultTransport that keeps as many
-// idle connections per host as it may open, so a burst of concurrent jobs
-// reuses its connections instead of opening and closing them.
-func newTransport(maxConns int) http.RoundTripper {
-	def, ok := http.DefaultTransport.(*http.Transport)
-	if !ok {
-		return http.DefaultTransport
+// NewTransport returns the transport of the HTTP client New builds when
+// Config.HTTPClient is nil, for callers that wrap it (to trace requests, say)
+// and pass the result back as Config.HTTPClient. It is a clone of
+// http.DefaultTransport that:
+//   - may open cfg.MaxConnsPerHost connections per host and keeps as many
+//     idle, so a burst of concurrent jobs reuses its connections instead of
+//     opening and closing them;
+//   - negotiates HTTP/2 over TLS (as http.DefaultTransport does), or speaks
+//     it without TLS to an http:// BaseURL when cfg.UnencryptedHTTP2 is set,
+//     then over one connection, and more only when the server's limit of
+//     concurrent streams fills it;
+//   - on HTTP/2, where many calls share one connection, pings a connection
+//     that has been silent for 15s and closes it when the ping is not
+//     answered within 10s, so that a connection the network lost fails fast
+//     instead of holding every call on it until its timeout.
+//
+// Defaults are applied to cfg first; the other fields are not used.
+func NewTransport(cfg Config) *http.Transport {
+	cfg = cfg.withDefaults()
+	t := &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+	if def, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = def.Clone()
 	}
-	t := def.Clone()
-	t.MaxConnsPerHost = maxConns
-	t.MaxIdleConnsPerHost = maxConns
-	if t.MaxIdleConns != 0 && t.MaxIdleConns < maxConns {
-		t.MaxIdleConns = maxConns
+	t.MaxConnsPerHost = cfg.MaxConnsPerHost
+	t.MaxIdleConnsPerHost = cfg.MaxConnsPerHost
+	if t.MaxIdleConns != 0 && t.MaxIdleConns < cfg.MaxConnsPerHost {
+		t.MaxIdleConns = cfg.MaxConnsPerHost
+	}
+	t.HTTP2 = &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second}
+	if u, err := url.Parse(cfg.BaseURL); err == nil && u.Scheme == "http" && cfg.UnencryptedHTTP2 {
+		// Without HTTP1 in the set, http:// requests use h2c.
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetUnencryptedHTTP2(true)
+		// One connection carries the calls. The HTTP/2 transport opens
+		// another when the server's limit of concurrent streams fills it;
+		// a larger limit here would only let a burst of first calls dial
+		// one connection each before the first one is up.
+		t.MaxConnsPerHost, t.MaxIdleConnsPerHost = 1, 1
 	}
 	return t
 }

@@ -340,11 +340,14 @@ func TestComposeStackRuns(t *testing.T) {
 		env["NATS_URL"] = ns.ClientURL()           // nats://nats:4222
 		env["CLOUDNEXUS_API_URL"] = apiURL         // http://cnsim:8080/v1
 		env["PROVISIONER_HTTP_ADDR"] = freeAddr(t) // :8081 in each container
-		workers = append(workers, start(t, fmt.Sprintf("provisioner-%d", i+1), bins.provisioner, nil, env))
+		// One after the other: replicas setting up the same streams and
+		// consumer at the same instant make the in-process nats-server
+		// (built with -race here) report a data race of its own, between a
+		// stream's config update and a consumer's creation.
+		p := start(t, fmt.Sprintf("provisioner-%d", i+1), bins.provisioner, nil, env)
+		p.waitReady(t, env["PROVISIONER_HTTP_ADDR"])
+		workers = append(workers, p)
 		addrs = append(addrs, env["PROVISIONER_HTTP_ADDR"])
-	}
-	for i, p := range workers {
-		p.waitReady(t, addrs[i])
 	}
 
 	if kind, code := provision(t, ns, "provision", "deploy-compose-1"); kind != string(jobs.KindCompleted) {

@@ -201,13 +201,26 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := New(cfg)
-	s.ts = httptest.NewServer(s)
+	s.ts = httptest.NewUnstartedServer(s)
+	s.ts.Config.Protocols = Protocols()
+	s.ts.Start()
 	// Benchmarks call from many goroutines; the default of 2 idle
 	// connections per host would make most calls dial anew.
 	if tr, ok := s.ts.Client().Transport.(*http.Transport); ok {
 		tr.MaxIdleConnsPerHost = 256
 	}
 	return s, nil
+}
+
+// Protocols returns the protocols a server of the simulator speaks: HTTP/1.1,
+// and HTTP/2 without TLS (h2c with prior knowledge), which a client with
+// apiclient.Config.UnencryptedHTTP2 set uses. Set it as the http.Server's
+// Protocols.
+func Protocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
 }
 
 // URL returns the API base URL, "http://127.0.0.1:<port>/v1", of a simulator

@@ -1,6 +1,7 @@
 // Command cnsim serves the CloudNexus API simulator (package
 // apiclient/cnsim) for local runs and benchmarks. It prints the base URL it
-// listens on and stops on SIGINT or SIGTERM. A bad flag value exits 2 with a
+// listens on and stops on SIGINT or SIGTERM. It speaks HTTP/1.1 and HTTP/2
+// without TLS (h2c, see CLOUDNEXUS_API_H2C). A bad flag value exits 2 with a
 // message naming the flag.
 //
 //	cnsim -addr 127.0.0.1:8080 -provision-delay 5s -error-rate create=0.1,get=0.05 -retry-after 2s
@@ -46,7 +47,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	sim := cnsim.New(cfg)
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second, Protocols: cnsim.Protocols()}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "cnsim listening on http://%s/v1 (seed %d)\n", ln.Addr(), cfg.Seed)

@@ -24,6 +24,7 @@ type config struct {
 
 	APIURL string `envconfig:"CLOUDNEXUS_API_URL" default:"https://api.cloudnexus.io/v1"`
 	APIKey secret `envconfig:"CLOUDNEXUS_API_KEY"`
+	APIH2C bool   `envconfig:"CLOUDNEXUS_API_H2C" default:"false"`
 
 	SubjectPrefix  string `envconfig:"PROVISIONER_SUBJECT_PREFIX" default:"provision"`
 	RequestsStream string `envconfig:"PROVISIONER_REQUESTS_STREAM" default:"PROVISION_REQUESTS"`
@@ -108,6 +109,9 @@ func (c *config) validate() error {
 	}
 	if !strings.HasPrefix(c.APIURL, "http://") && !strings.HasPrefix(c.APIURL, "https://") {
 		bad("CLOUDNEXUS_API_URL", "must be an http or https URL, got %q", c.APIURL)
+	}
+	if c.APIH2C && !c.Dev && strings.HasPrefix(c.APIURL, "https://") {
+		bad("CLOUDNEXUS_API_H2C", "is for an http:// CLOUDNEXUS_API_URL (over https HTTP/2 is negotiated with TLS)")
 	}
 	if (c.NATSCert == "") != (c.NATSKey == "") {
 		bad("NATS_CERT", "and NATS_KEY must be set together")

@@ -55,7 +55,7 @@ func startDev(dataDir string, port int, log *zap.Logger) (*devEnv, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("dev simulator: %w", err)
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second, Protocols: cnsim.Protocols()}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("dev mode: in-process NATS and CloudNexus simulator",
 		zap.String("nats", ns.ClientURL()), zap.String("data", dataDir), zap.String("api", "http://"+ln.Addr().String()+"/v1"))

@@ -57,6 +57,8 @@ func TestBadConfigurationExits2NamingTheVariable(t *testing.T) {
 		{name: "log format", variable: "PROVISIONER_LOG_FORMAT", value: "xml"},
 		{name: "http addr", variable: "PROVISIONER_HTTP_ADDR", value: "8081"},
 		{name: "api url", variable: "CLOUDNEXUS_API_URL", value: "ftp://x"},
+		{name: "h2c over https", variable: "CLOUDNEXUS_API_H2C", value: "true"}, // the default URL is https
+		{name: "h2c not a bool", variable: "CLOUDNEXUS_API_H2C", value: "h2"},
 		{name: "poll max below initial", variable: "PROVISIONER_POLL_MAX", value: "1ms"},
 		{name: "dev flag not a bool", variable: "PROVISIONER_DEV", value: "yes please"},
 	}

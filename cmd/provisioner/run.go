@@ -135,22 +135,21 @@ func serve(ctx context.Context, cfg *config, log *zap.Logger, tr *tracing, dev d
 	}
 
 	m := newMetrics()
-	apiConns := min(cfg.Concurrency, maxAPIConns)
-	hc := tr.apiHTTPClient(apiConns)
-	if hc != nil {
-		defer hc.CloseIdleConnections()
-	}
-	api, err := apiclient.New(apiclient.Config{
+	acfg := apiclient.Config{
 		BaseURL:          apiURL,
 		APIKey:           apiKey,
-		HTTPClient:       hc,
 		Observer:         m.observeAPICall,
-		MaxConnsPerHost:  apiConns,
+		MaxConnsPerHost:  min(cfg.Concurrency, maxAPIConns),
+		UnencryptedHTTP2: cfg.APIH2C || cfg.Dev, // the dev simulator speaks h2c
 		Timeout:          cfg.HTTPTimeout,
 		RetryInitial:     cfg.RetryInitial,
 		RetryMaxInterval: cfg.RetryMaxInterval,
 		RetryMaxElapsed:  cfg.RetryMaxElapsed,
-	})
+	}
+	if acfg.HTTPClient = tr.apiHTTPClient(acfg); acfg.HTTPClient != nil {
+		defer acfg.HTTPClient.CloseIdleConnections()
+	}
+	api, err := apiclient.New(acfg)
 	if err != nil {
 		return fmt.Errorf("api client: %w", err)
 	}

@@ -17,6 +17,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/cloudnexus/provisioner/apiclient"
 )
 
 // tracing is what the worker and the API client trace with. It is off (a
@@ -91,31 +93,18 @@ func (t *tracing) shutdown(ctx context.Context) error {
 
 // apiHTTPClient returns the API client's HTTP client: nil, for apiclient's
 // own, when tracing is off; otherwise one that makes a client span of each
-// request and sends its traceparent, over a transport sized as apiclient
-// sizes its own. The caller closes its idle connections.
-func (t *tracing) apiHTTPClient(maxConns int) *http.Client {
+// request and sends its traceparent, over apiclient's own transport for acfg.
+// The caller closes its idle connections.
+func (t *tracing) apiHTTPClient(acfg apiclient.Config) *http.Client {
 	if !t.enabled() {
 		return nil
 	}
-	return &http.Client{Transport: otelhttp.NewTransport(apiTransport(maxConns),
+	return &http.Client{Transport: otelhttp.NewTransport(apiclient.NewTransport(acfg),
 		otelhttp.WithTracerProvider(t.provider),
 		otelhttp.WithPropagators(t.propagator),
 		otelhttp.WithMeterProvider(noop.NewMeterProvider()), // metrics are Prometheus's
 		otelhttp.WithSpanNameFormatter(apiSpanName),
 	)}
-}
-
-// apiTransport is a clone of http.DefaultTransport that may open maxConns
-// connections per host and keeps as many idle, as apiclient's default does:
-// a burst of jobs reuses its connections instead of dialling anew.
-func apiTransport(maxConns int) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxConnsPerHost = maxConns
-	t.MaxIdleConnsPerHost = maxConns
-	if t.MaxIdleConns != 0 && t.MaxIdleConns < maxConns {
-		t.MaxIdleConns = maxConns
-	}
-	return t
 }
 
 // apiSpanName names an API call's span by method and route, with the

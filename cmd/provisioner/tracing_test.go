@@ -66,7 +66,7 @@ func TestTracingOffUnlessConfigured(t *testing.T) {
 				}
 			}()
 			_, isSDK := tr.provider.(*sdktrace.TracerProvider)
-			if tr.enabled() != tt.on || isSDK != tt.on || (tr.apiHTTPClient(8) != nil) != tt.on {
+			if tr.enabled() != tt.on || isSDK != tt.on || (tr.apiHTTPClient(apiclient.Config{MaxConnsPerHost: 8}) != nil) != tt.on {
 				t.Errorf("tracing on = %t (SDK provider %t), want %t", tr.enabled(), isSDK, tt.on)
 			}
 			if !tt.on && len(tr.propagator.Fields()) != 0 {
@@ -222,7 +222,7 @@ func TestTracedClientDoesNotReplayCreate(t *testing.T) {
 	sdk := sdktrace.NewTracerProvider()
 	defer func() { _ = sdk.Shutdown(context.Background()) }()
 	tr := &tracing{provider: sdk, propagator: propagation.TraceContext{}, sdk: sdk}
-	hc := tr.apiHTTPClient(4)
+	hc := tr.apiHTTPClient(apiclient.Config{MaxConnsPerHost: 4})
 	defer hc.CloseIdleConnections()
 
 	var posts atomic.Int64

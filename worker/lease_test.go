@@ -114,3 +114,30 @@ func internalJetStream(t *testing.T) jetstream.JetStream {
 	}
 	return js
 }
+
+// TestRecordWriteReusesBuffer: records are encoded into pooled buffers that
+// are used again as soon as a write returns; what a write stored must not
+// change when the next record is encoded into the same buffer.
+func TestRecordWriteReusesBuffer(t *testing.T) {
+	kv := leaseTestBucket(t)
+	ctx := context.Background()
+	want := map[string][]byte{}
+	for i := range 50 {
+		rec := Record{Fingerprint: "fp-" + strconv.Itoa(i), Owner: "owner-" + strconv.Itoa(i), StartedAt: time.Now().UTC(),
+			LastError: string(make([]byte, i*40)), Attempts: i}
+		key := "buf-" + strconv.Itoa(i)
+		if _, err := rec.write(func(v []byte) (uint64, error) { return kv.Create(ctx, key, v) }); err != nil {
+			t.Fatal(err)
+		}
+		want[key] = rec.marshal()
+	}
+	for key, w := range want {
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(e.Value()) != string(w) {
+			t.Errorf("%s stored %q, want %q", key, e.Value(), w)
+		}
+	}
+}

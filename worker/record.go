@@ -102,7 +102,7 @@ func (l *lease) update(ctx context.Context, change func(*Record)) error {
 	if next.Owner == l.owner {
 		next.LeaseUntil = l.now().Add(l.ttl)
 	}
-	rev, err := l.kv.Update(ctx, l.key, next.marshal(), l.rev)
+	rev, err := next.write(func(v []byte) (uint64, error) { return l.kv.Update(ctx, l.key, v, l.rev) })
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			l.lost(errLeaseLost)
@@ -184,7 +184,7 @@ func claim(ctx context.Context, kv jetstream.KeyValue, key, owner, fingerprint s
 			if startCreate {
 				rec.CreateStartedAt = t
 			}
-			rev, err := kv.Create(ctx, key, rec.marshal())
+			rev, err := rec.write(func(v []byte) (uint64, error) { return kv.Create(ctx, key, v) })
 			if err == nil {
 				return &lease{kv: kv, key: key, owner: owner, ttl: ttl, now: now, rec: rec, rev: rev}, rec, claimedNew, 0, nil
 			}
@@ -209,7 +209,7 @@ func claim(ctx context.Context, kv jetstream.KeyValue, key, owner, fingerprint s
 			return nil, rec, claimHeld, rec.LeaseUntil.Sub(t), nil
 		}
 		rec.Owner, rec.LeaseUntil, rec.StreamSequence = owner, t.Add(ttl), seq
-		rev, err := kv.Update(ctx, key, rec.marshal(), entry.Revision())
+		rev, err := rec.write(func(v []byte) (uint64, error) { return kv.Update(ctx, key, v, entry.Revision()) })
 		if err == nil {
 			return &lease{kv: kv, key: key, owner: owner, ttl: ttl, now: now, rec: rec, rev: rev}, rec, claimed, 0, nil
 		}

@@ -3,6 +3,7 @@ package worker
 import (
 	"encoding/json"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -13,7 +14,27 @@ import (
 // as they are: the worker only ever sets them to the output of json.Marshal,
 // or to what it read back from a record written so.
 func (r *Record) marshal() []byte {
-	b := make([]byte, 0, 320+len(r.Created)+len(r.Terminal))
+	return r.appendJSON(make([]byte, 0, 320+len(r.Created)+len(r.Terminal)))
+}
+
+// recordBufs are buffers to encode records into before they are written.
+// The KV client copies a value into its connection's buffer before Create or
+// Update returns, so a buffer is free again then.
+var recordBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// write calls put with r encoded as marshal encodes it, in a pooled buffer
+// that put must not keep, and returns what put returns.
+func (r *Record) write(put func(value []byte) (uint64, error)) (uint64, error) {
+	bp := recordBufs.Get().(*[]byte)
+	b := r.appendJSON((*bp)[:0])
+	rev, err := put(b)
+	*bp = b[:0]
+	recordBufs.Put(bp)
+	return rev, err
+}
+
+// appendJSON appends r encoded as marshal encodes it.
+func (r *Record) appendJSON(b []byte) []byte {
 	b = append(b, `{"fingerprint":`...)
 	b = appendJSONString(b, r.Fingerprint)
 	if r.Owner != "" {

@@ -125,6 +125,8 @@ type ceilingResult struct {
 
 func (r ceilingResult) rate() float64 { return float64(r.jobs) / r.elapsed.Seconds() }
 
+func (r ceilingResult) cpuPerJob() float64 { return float64(r.cpu.Microseconds()) / float64(r.jobs) }
+
 // measureCeiling runs recipe for every request with a minimal loop: the
 // worker's own fetch discipline (pull only as many messages as there are
 // free slots, a goroutine per message) and nothing else, on a fresh broker

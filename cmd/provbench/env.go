@@ -183,6 +183,7 @@ func startSim(cfg cnsim.Config) (*simAPI, error) {
 	// The simulator is not what is measured: keep its server from logging
 	// the connection resets a stopping worker causes.
 	ts.Config.ErrorLog = nil
+	ts.Config.Protocols = cnsim.Protocols()
 	ts.Start()
 	return &simAPI{sim: sim, ts: ts, rec: rec}, nil
 }
@@ -358,7 +359,7 @@ type terminal struct {
 // job. Core delivery is enough here: the harness's connection subscribes
 // before any request is published and has no pending limit.
 type collector struct {
-	sub  *nats.Subscription
+	subs []*nats.Subscription
 	want int
 	keep bool
 
@@ -372,23 +373,36 @@ type collector struct {
 	firstDone   time.Time
 }
 
-func newCollector(nc *nats.Conn, want int, keepBodies bool) (*collector, error) {
+// newCollector subscribes to the events of want requests: only to the
+// terminal and rejected ones unless withCreated, so that the harness's own
+// share of a run's CPU (the server delivering each event to it, the client
+// decoding it) stays small.
+func newCollector(nc *nats.Conn, want int, keepBodies, withCreated bool) (*collector, error) {
 	c := &collector{want: want, keep: keepBodies, created: make(map[string]time.Time, want),
 		terminals: make(map[string]terminal, want), allCreated: make(chan struct{}), allTerminal: make(chan struct{})}
 	var subj jobs.Subjects
-	sub, err := nc.Subscribe(subj.Events(), c.handle)
-	if err != nil {
-		return nil, err
+	subjects := []string{subj.Events()}
+	if !withCreated {
+		subjects = nil
+		for _, k := range []jobs.Kind{jobs.KindCompleted, jobs.KindFailed, jobs.KindRejected} {
+			subjects = append(subjects, subj.Event(k, "*"))
+		}
 	}
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, err
+	for _, s := range subjects {
+		sub, err := nc.Subscribe(s, c.handle)
+		if err == nil {
+			c.subs = append(c.subs, sub)
+			err = sub.SetPendingLimits(-1, -1)
+		}
+		if err != nil {
+			c.close()
+			return nil, err
+		}
 	}
 	if err := nc.Flush(); err != nil {
-		_ = sub.Unsubscribe()
+		c.close()
 		return nil, err
 	}
-	c.sub = sub
 	return c, nil
 }
 
@@ -490,4 +504,8 @@ func (c *collector) waitChan(ctx context.Context, ch chan struct{}, timeout time
 	}
 }
 
-func (c *collector) close() { _ = c.sub.Unsubscribe() }
+func (c *collector) close() {
+	for _, sub := range c.subs {
+		_ = sub.Unsubscribe()
+	}
+}

@@ -131,6 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // every scenario to a few seconds.
 type sizes struct {
 	throughputJobs, throughputConcurrency int
+	throughputRounds                      int // ceiling and worker runs, interleaved
 
 	latencyJobs, latencyConcurrency                int
 	latencyCreate, latencyGet, latencyProvisioning time.Duration
@@ -149,7 +150,7 @@ type sizes struct {
 
 func fullSizes() sizes {
 	return sizes{
-		throughputJobs: 20000, throughputConcurrency: 256,
+		throughputJobs: 20000, throughputConcurrency: 256, throughputRounds: 3,
 		latencyJobs: 5000, latencyConcurrency: 500,
 		latencyCreate: 100 * time.Millisecond, latencyGet: 50 * time.Millisecond, latencyProvisioning: 2 * time.Second,
 		scaleJobs: 10000, scaleProvisioning: 60 * time.Second,
@@ -161,7 +162,7 @@ func fullSizes() sizes {
 
 func quickSizes() sizes {
 	return sizes{
-		throughputJobs: 500, throughputConcurrency: 64,
+		throughputJobs: 500, throughputConcurrency: 64, throughputRounds: 1,
 		latencyJobs: 400, latencyConcurrency: 100,
 		latencyCreate: 20 * time.Millisecond, latencyGet: 10 * time.Millisecond, latencyProvisioning: 300 * time.Millisecond,
 		scaleJobs: 200, scaleProvisioning: 3 * time.Second,

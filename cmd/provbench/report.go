@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	_ "embed"
 	"fmt"
 	"io"
 	"os"
@@ -182,9 +183,17 @@ func writeReport(w io.Writer, m machine, started time.Time, total time.Duration,
 			}
 		}
 	}
+	b.WriteString("\n")
+	b.WriteString(profilingHistory)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// profilingHistory is what the throughput profiles showed and what changed
+// because of them, kept by hand and appended to every report.
+//
+//go:embed profiling.md
+var profilingHistory string
 
 func mean(xs []float64) float64 {
 	if len(xs) == 0 {

@@ -219,10 +219,13 @@ func (b *bench) throughputWorker(ctx context.Context, reqs []jobs.Request, c int
 		return throughputRun{}, err
 	}
 	defer run.close()
-	last, err := waitTerminalStored(ctx, run.js, n, time.Duration(n)*time.Millisecond+time.Minute, res)
+	last, err := waitStored(ctx, run.js, 2*n, time.Duration(n)*time.Millisecond+time.Minute)
 	cpu := selfCPU() - run.cpu0
 	if stopProfile != nil {
 		stopProfile()
+	}
+	if err == nil {
+		err = countTerminal(ctx, run.js, n, res)
 	}
 	if err != nil {
 		return throughputRun{}, err
@@ -236,14 +239,42 @@ func (b *bench) throughputWorker(ctx context.Context, reqs []jobs.Request, c int
 	}, nil
 }
 
-// waitTerminalStored polls the events stream until it holds a terminal event
-// for each of n requests, each with its created event, and returns when the
-// last event was stored. It fills res's counts.
-func waitTerminalStored(ctx context.Context, js jetstream.JetStream, n int, timeout time.Duration, res *result) (time.Time, error) {
-	var subj jobs.Subjects
+// waitStored polls the events stream until it holds want events and
+// returns when the last of them was stored. Each job of the throughput
+// scenario has a created and a terminal event, deduplicated, so the count
+// reaches twice the jobs only at the end (countTerminal checks the kinds).
+func waitStored(ctx context.Context, js jetstream.JetStream, want int, timeout time.Duration) (time.Time, error) {
 	stream, err := js.Stream(ctx, "PROVISION_EVENTS")
 	if err != nil {
 		return time.Time{}, err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if info.State.Msgs >= uint64(want) {
+			return info.State.LastTime, nil
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%d of %d events stored after %s", info.State.Msgs, want, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// countTerminal fills res's counts from the terminal events in the events
+// stream, and fails unless each of n requests has one.
+func countTerminal(ctx context.Context, js jetstream.JetStream, n int, res *result) error {
+	var subj jobs.Subjects
+	stream, err := js.Stream(ctx, "PROVISION_EVENTS")
+	if err != nil {
+		return err
 	}
 	count := func(kind jobs.Kind) (int, error) {
 		info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subj.Event(kind, ">")))
@@ -252,38 +283,19 @@ func waitTerminalStored(ctx context.Context, js jetstream.JetStream, n int, time
 		}
 		return len(info.State.Subjects), nil
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		info, err := stream.Info(ctx)
-		if err != nil {
-			return time.Time{}, err
-		}
-		// Every job has a created and a terminal event (deduplicated), so
-		// the count reaches 2n only at the end; then the terminal ones are
-		// counted by subject.
-		if info.State.Msgs >= uint64(2*n) {
-			completed, err := count(jobs.KindCompleted)
-			if err != nil {
-				return time.Time{}, err
-			}
-			failed, err := count(jobs.KindFailed)
-			if err != nil {
-				return time.Time{}, err
-			}
-			res.done, res.failed = completed+failed, failed
-			if res.done >= n {
-				return info.State.LastTime, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return time.Time{}, fmt.Errorf("%d events stored for %d requests after %s", info.State.Msgs, n, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
+	completed, err := count(jobs.KindCompleted)
+	if err != nil {
+		return err
 	}
+	failed, err := count(jobs.KindFailed)
+	if err != nil {
+		return err
+	}
+	res.done, res.failed = completed+failed, failed
+	if res.done < n {
+		return fmt.Errorf("%d of %d requests have a terminal event", res.done, n)
+	}
+	return nil
 }
 
 // medianRun is the run of median rate (the lower middle one of an even

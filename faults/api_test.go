@@ -13,8 +13,10 @@ import (
 // testAmbiguousCreate makes half the creates succeed in the simulator but
 // answer 500, or close the connection without an answer, while the
 // simulator ignores Idempotency-Key: only looking the instance up by name
-// before creating again avoids a second instance.
-func testAmbiguousCreate(t *testing.T, s *suite, drop bool) {
+// before creating again avoids a second instance. With h2c the worker speaks
+// HTTP/2 to the simulator, where a dropped answer is a reset stream on a
+// connection shared by every call.
+func testAmbiguousCreate(t *testing.T, s *suite, drop, h2c bool) {
 	f, what, prefix := cnsim.Faults{CreateThen500: 0.5}, "500 INTERNAL_ERROR", "amb500"
 	if drop {
 		f, what, prefix = cnsim.Faults{CreateThenDrop: 0.5}, "the connection closed without an answer", "ambdrop"
@@ -23,15 +25,28 @@ func testAmbiguousCreate(t *testing.T, s *suite, drop bool) {
 	// Few connections, each reused for many creates: net/http replays a
 	// request on a reused connection that closes before answering when it
 	// thinks the request idempotent, behind the worker's back.
-	e.startReplica("w", "PROVISIONER_CONCURRENCY=4")
+	name := "create answered " + map[bool]string{false: "500", true: "by a dropped connection"}[drop] + " after the instance was made"
+	replicaEnv := []string{"PROVISIONER_CONCURRENCY=4"}
+	if h2c {
+		prefix += "h2"
+		name = "create answered by a reset HTTP/2 stream after the instance was made"
+		what = "the stream is reset without an answer (HTTP/2 without TLS, one shared connection)"
+		replicaEnv = append(replicaEnv, "CLOUDNEXUS_API_H2C=true")
+	}
+	e.startReplica("w", replicaEnv...)
 	e.submit(requests(prefix, 1, 40)...)
 	e.verify(caseReport{
-		name:     "create answered " + map[bool]string{false: "500", true: "by a dropped connection"}[drop] + " after the instance was made",
+		name:     name,
 		injected: fmt.Sprintf("half the creates make the instance, then %s; the simulator ignores Idempotency-Key", what),
 		check: func([]storedEvent) (notes, problems []string) {
 			adopted := e.countLogAll("adopted the instance an earlier create made")
 			if adopted == 0 {
 				problems = append(problems, "no instance was adopted: the fault was not exercised")
+			}
+			if h2 := e.sim.HTTP2Calls(); h2c && h2 == 0 {
+				problems = append(problems, "no call came over HTTP/2: h2c was not exercised")
+			} else if !h2c && h2 != 0 {
+				problems = append(problems, fmt.Sprintf("%d calls came over HTTP/2, want HTTP/1.1", h2))
 			}
 			notes = append(notes, fmt.Sprintf("%d create calls; %d instances found by name and adopted instead of created again", e.sim.Calls(cnsim.EndpointCreate), adopted))
 			return notes, problems

@@ -1,7 +1,9 @@
 // Package cnsim is a CloudNexus API simulator for tests, local runs and
 // benchmarks, the way net/http/httptest sits beside net/http. New returns an
 // http.Handler; Start also serves it on a loopback port, and the cnsim
-// command serves it on an address of your choice.
+// command serves it on an address of your choice. Both speak HTTP/1.1 and
+// HTTP/2 without TLS (h2c with prior knowledge, see Protocols); HTTP2Calls
+// counts the calls that came over HTTP/2.
 //
 // # What it serves
 //

@@ -46,6 +46,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.calls[ep.index()].Add(1)
+	if r.ProtoMajor == 2 {
+		s.http2Calls.Add(1)
+	}
 	f := s.faults.Load()
 	if !s.wait(r.Context(), f.Latency[ep]) {
 		writeError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "Simulator is shutting down", nil)

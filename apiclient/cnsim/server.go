@@ -134,6 +134,7 @@ type Server struct {
 	faults     atomic.Pointer[Faults]
 	ignoreIdem atomic.Bool
 	calls      [numEndpoints]atomic.Int64
+	http2Calls atomic.Int64
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -291,6 +292,10 @@ func (s *Server) Calls(e Endpoint) int {
 	return int(s.calls[i].Load())
 }
 
+// HTTP2Calls returns how many of the calls counted by Calls came over
+// HTTP/2.
+func (s *Server) HTTP2Calls() int { return int(s.http2Calls.Load()) }
+
 // Creates returns how many instances have been created, deleted ones
 // included, idempotent replays excluded.
 func (s *Server) Creates() int {
@@ -328,12 +333,14 @@ func (s *Server) Deletes() int {
 	return s.deletes
 }
 
-// ResetCounters sets Calls, Creates, CreatesByName, DuplicateNames and
-// Deletes back to zero. Instances and idempotency keys stay.
+// ResetCounters sets Calls, HTTP2Calls, Creates, CreatesByName,
+// DuplicateNames and Deletes back to zero. Instances and idempotency keys
+// stay.
 func (s *Server) ResetCounters() {
 	for i := range s.calls {
 		s.calls[i].Store(0)
 	}
+	s.http2Calls.Store(0)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.creates = 0

@@ -859,3 +859,48 @@ func TestHandler(t *testing.T) {
 		t.Errorf("status %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestStartServesH2C: a simulator from Start answers HTTP/1.1 and HTTP/2
+// without TLS on the same address, and counts the calls that came over
+// HTTP/2.
+func TestStartServesH2C(t *testing.T) {
+	sim, err := cnsim.Start(cnsim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	get := func(tr *http.Transport) int {
+		t.Helper()
+		defer tr.CloseIdleConnections()
+		req, _ := http.NewRequest(http.MethodGet, sim.URL()+"/me", nil)
+		req.Header.Set("Authorization", "Bearer "+cnsim.DefaultAPIKey)
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /me: %s", resp.Status)
+		}
+		return resp.ProtoMajor
+	}
+	h1 := &http.Transport{}
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	if p := get(h1); p != 1 {
+		t.Errorf("plain client answered over HTTP/%d, want 1", p)
+	}
+	if n := sim.HTTP2Calls(); n != 0 {
+		t.Errorf("HTTP2Calls = %d after an HTTP/1.1 call, want 0", n)
+	}
+	if p := get(h2c); p != 2 {
+		t.Errorf("h2c client answered over HTTP/%d, want 2", p)
+	}
+	if n, all := sim.HTTP2Calls(), sim.Calls(cnsim.EndpointMe); n != 1 || all != 2 {
+		t.Errorf("HTTP2Calls = %d of %d calls, want 1 of 2", n, all)
+	}
+	sim.ResetCounters()
+	if n := sim.HTTP2Calls(); n != 0 {
+		t.Errorf("HTTP2Calls = %d after ResetCounters", n)
+	}
+}

@@ -150,7 +150,7 @@ type sizes struct {
 
 func fullSizes() sizes {
 	return sizes{
-		throughputJobs: 20000, throughputConcurrency: 256, throughputRounds: 3,
+		throughputJobs: 20000, throughputConcurrency: 256, throughputRounds: 5,
 		latencyJobs: 5000, latencyConcurrency: 500,
 		latencyCreate: 100 * time.Millisecond, latencyGet: 50 * time.Millisecond, latencyProvisioning: 2 * time.Second,
 		scaleJobs: 10000, scaleProvisioning: 60 * time.Second,

@@ -263,16 +263,13 @@ func (c *Client) Close() {
 // (FindInstanceByName) before creating it again. On failure it returns nil and
 // an *Error for a non-2xx answer, or another error.
 func (c *Client) CreateInstance(ctx context.Context, req CreateInstanceRequest, idempotencyKey string) (*Instance, error) {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("create instance %s: %w", req.Name, err)
-	}
+	body := req.appendJSON(nil)
 	var hdr http.Header
 	if idempotencyKey != "" {
 		hdr = http.Header{"Idempotency-Key": {idempotencyKey}}
 	}
 	var inst *Instance
-	err = c.do(ctx, call{
+	err := c.do(ctx, call{
 		endpoint: EndpointCreate,
 		method:   http.MethodPost,
 		path:     "/instances",

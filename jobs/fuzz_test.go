@@ -1,6 +1,8 @@
 package jobs_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -148,5 +150,11 @@ func checkAccepted(t *testing.T, req jobs.Request) {
 	}
 	if again.Fingerprint() != req.Fingerprint() {
 		t.Fatalf("fingerprint changed after re-encoding: %+v / %+v", req, again)
+	}
+	// The fingerprint is the hash of exactly what encoding/json writes, as
+	// stored job records expect.
+	sum := sha256.Sum256(b)
+	if want := hex.EncodeToString(sum[:]); req.Fingerprint() != want {
+		t.Fatalf("fingerprint %s, want the SHA-256 of %s (%s)", req.Fingerprint(), b, want)
 	}
 }

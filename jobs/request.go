@@ -420,8 +420,9 @@ func IsReject(err error) bool {
 // different body is a different request. Field order, white space and unknown
 // fields are not.
 func (r Request) Fingerprint() string {
-	// encoding/json sorts map keys, so equal requests marshal equally.
-	b, _ := json.Marshal(r)
-	sum := sha256.Sum256(b)
+	// The hash of the request's JSON as encoding/json writes it (map keys
+	// sorted, so equal requests encode equally), encoded without reflection.
+	var buf [512]byte
+	sum := sha256.Sum256(appendRequestJSON(buf[:0], &r))
 	return hex.EncodeToString(sum[:])
 }

@@ -220,7 +220,7 @@ func (j *job) ensureInstance(ctx context.Context, rec Record) (inst *apiclient.I
 	}
 	ev := jobs.NewEvent(jobs.KindCreated, j.req.RequestID, j.req.Metadata, createdAt)
 	ev.Instance = inst
-	data, _ := json.Marshal(ev)
+	data, _ := ev.AppendJSON(nil) // no error details to fail on
 	// The created event travels while the record is written: the job goes on
 	// only once both are done, and neither needs the other. If the write
 	// fails, the delivery that resumes the job finds the instance by name and
@@ -380,7 +380,7 @@ func (j *job) fail(ctx context.Context, evErr *jobs.EventError, instanceID strin
 // a duplicate request) publishes these same bytes.
 func (j *job) finish(ctx context.Context, ev *jobs.Event) outcome {
 	w := j.w
-	data, err := json.Marshal(ev)
+	data, err := ev.AppendJSON(nil)
 	if err != nil {
 		return j.handBack(ctx, w.cfg.AckWait, HandBackOther, "encode event: "+err.Error())
 	}
@@ -412,7 +412,7 @@ func (j *job) reject(ctx context.Context, requestID string, metadata map[string]
 	ev := jobs.NewEvent(jobs.KindRejected, requestID, metadata, w.cfg.Now())
 	ev.Error = &jobs.EventError{Code: code, Message: message}
 	ev.StreamSequence = j.meta.Sequence.Stream
-	data, _ := json.Marshal(ev)
+	data, _ := ev.AppendJSON(nil) // no error details to fail on
 	if err := w.publish(ctx, ev, data); err != nil {
 		return outcome{action: actNak, delay: w.cfg.AckWait / 3, reason: "publish rejected event: " + err.Error()}
 	}

@@ -1,10 +1,9 @@
 package worker
 
 import (
-	"encoding/json"
-	"strconv"
 	"sync"
-	"time"
+
+	"github.com/cloudnexus/provisioner/internal/jsonenc"
 )
 
 // marshal returns r encoded exactly as encoding/json encodes it, at a
@@ -36,44 +35,44 @@ func (r *Record) write(put func(value []byte) (uint64, error)) (uint64, error) {
 // appendJSON appends r encoded as marshal encodes it.
 func (r *Record) appendJSON(b []byte) []byte {
 	b = append(b, `{"fingerprint":`...)
-	b = appendJSONString(b, r.Fingerprint)
+	b = jsonenc.String(b, r.Fingerprint)
 	if r.Owner != "" {
 		b = append(b, `,"owner":`...)
-		b = appendJSONString(b, r.Owner)
+		b = jsonenc.String(b, r.Owner)
 	}
 	if !r.LeaseUntil.IsZero() {
 		b = append(b, `,"lease_until":`...)
-		b = appendJSONTime(b, r.LeaseUntil)
+		b = jsonenc.Time(b, r.LeaseUntil)
 	}
 	if r.StreamSequence != 0 {
 		b = append(b, `,"stream_sequence":`...)
-		b = strconv.AppendUint(b, r.StreamSequence, 10)
+		b = jsonenc.Uint(b, r.StreamSequence)
 	}
 	b = append(b, `,"started_at":`...)
-	b = appendJSONTime(b, r.StartedAt)
+	b = jsonenc.Time(b, r.StartedAt)
 	if r.Attempts != 0 {
 		b = append(b, `,"attempts":`...)
-		b = strconv.AppendInt(b, int64(r.Attempts), 10)
+		b = jsonenc.Int(b, int64(r.Attempts))
 	}
 	if r.LastError != "" {
 		b = append(b, `,"last_error":`...)
-		b = appendJSONString(b, r.LastError)
+		b = jsonenc.String(b, r.LastError)
 	}
 	if r.APICalls != 0 {
 		b = append(b, `,"api_calls":`...)
-		b = strconv.AppendInt(b, r.APICalls, 10)
+		b = jsonenc.Int(b, r.APICalls)
 	}
 	if !r.CreateStartedAt.IsZero() {
 		b = append(b, `,"create_started_at":`...)
-		b = appendJSONTime(b, r.CreateStartedAt)
+		b = jsonenc.Time(b, r.CreateStartedAt)
 	}
 	if r.InstanceID != "" {
 		b = append(b, `,"instance_id":`...)
-		b = appendJSONString(b, r.InstanceID)
+		b = jsonenc.String(b, r.InstanceID)
 	}
 	if !r.InstanceCreatedAt.IsZero() {
 		b = append(b, `,"instance_created_at":`...)
-		b = appendJSONTime(b, r.InstanceCreatedAt)
+		b = jsonenc.Time(b, r.InstanceCreatedAt)
 	}
 	if len(r.Created) != 0 {
 		b = append(b, `,"created_event":`...)
@@ -84,25 +83,4 @@ func (r *Record) appendJSON(b []byte) []byte {
 		b = append(b, r.Terminal...)
 	}
 	return append(b, '}')
-}
-
-// appendJSONTime appends t as time.Time's MarshalJSON does.
-func appendJSONTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-// appendJSONString appends s as encoding/json encodes it: plain printable
-// ASCII at once, anything that needs escaping by encoding/json itself.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -399,8 +399,8 @@ func (w *Worker) publishAsync(ctx context.Context, ev *jobs.Event, data []byte) 
 const publishTimeout = 10 * time.Second
 
 func (w *Worker) eventMsg(ctx context.Context, ev *jobs.Event, data []byte) *nats.Msg {
-	msg := nats.NewMsg(w.cfg.Subjects.Event(ev.Kind, ev.RequestID))
-	msg.Data = data
+	// Room for the headers below and a traceparent, so the map is made once.
+	msg := &nats.Msg{Subject: w.cfg.Subjects.Event(ev.Kind, ev.RequestID), Header: make(nats.Header, 10), Data: data}
 	setEventHeaders(msg.Header, ev)
 	w.traceEvent(ctx, msg.Header, ev)
 	return msg
@@ -417,15 +417,25 @@ func (w *Worker) publishMsg(ctx context.Context, msg *nats.Msg) error {
 // attributes of an event. They depend only on the event, so publishing the
 // same event again yields the same message.
 func setEventHeaders(h nats.Header, ev *jobs.Event) {
-	h.Set(jetstream.MsgIDHeader, ev.MsgID())
-	h.Set("ce-specversion", "1.0")
-	h.Set("ce-id", ev.MsgID())
-	h.Set("ce-type", jobs.CloudEventType(ev.Kind))
-	h.Set("ce-source", jobs.CloudEventSource)
-	h.Set("ce-subject", ev.RequestID)
-	h.Set("ce-time", ev.Time.Format(time.RFC3339Nano))
-	h.Set("content-type", "application/json")
+	id := []string{ev.MsgID()}
+	h[jetstream.MsgIDHeader] = id
+	h["ce-specversion"] = ceSpecVersion
+	h["ce-id"] = id
+	h["ce-type"] = []string{jobs.CloudEventType(ev.Kind)}
+	h["ce-source"] = ceSource
+	h["ce-subject"] = []string{ev.RequestID}
+	h["ce-time"] = []string{ev.Time.Format(time.RFC3339Nano)}
+	h["content-type"] = contentTypeJSON
 }
+
+// Header values every event carries, shared by all events' headers: the
+// client only reads them, and Header.Set and Add replace or append without
+// writing into them.
+var (
+	ceSpecVersion   = []string{"1.0"}
+	ceSource        = []string{jobs.CloudEventSource}
+	contentTypeJSON = []string{"application/json"}
+)
 
 // leaseKeeper sends progress acks and renews the lease of every job in
 // flight, every third of the ack wait, from one goroutine for all jobs.

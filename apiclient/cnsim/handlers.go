@@ -409,7 +409,13 @@ func writeError(w http.ResponseWriter, status int, code, message string, details
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if in, ok := v.(apiclient.Instance); ok {
+		b = in.AppendJSON(make([]byte, 0, 320)) // what json.Marshal writes, cheaper
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		// Only the simulator's own types are written; they always encode.
 		http.Error(w, `{"error":{"code":"INTERNAL_ERROR","message":"encode"}}`, http.StatusInternalServerError)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -220,7 +221,7 @@ func (j *job) ensureInstance(ctx context.Context, rec Record) (inst *apiclient.I
 	}
 	ev := jobs.NewEvent(jobs.KindCreated, j.req.RequestID, j.req.Metadata, createdAt)
 	ev.Instance = inst
-	data, _ := ev.AppendJSON(nil) // no error details to fail on
+	data, _ := encodeEvent(ev) // no error details to fail on
 	// The created event travels while the record is written: the job goes on
 	// only once both are done, and neither needs the other. If the write
 	// fails, the delivery that resumes the job finds the instance by name and
@@ -380,7 +381,7 @@ func (j *job) fail(ctx context.Context, evErr *jobs.EventError, instanceID strin
 // a duplicate request) publishes these same bytes.
 func (j *job) finish(ctx context.Context, ev *jobs.Event) outcome {
 	w := j.w
-	data, err := ev.AppendJSON(nil)
+	data, err := encodeEvent(ev)
 	if err != nil {
 		return j.handBack(ctx, w.cfg.AckWait, HandBackOther, "encode event: "+err.Error())
 	}
@@ -412,7 +413,7 @@ func (j *job) reject(ctx context.Context, requestID string, metadata map[string]
 	ev := jobs.NewEvent(jobs.KindRejected, requestID, metadata, w.cfg.Now())
 	ev.Error = &jobs.EventError{Code: code, Message: message}
 	ev.StreamSequence = j.meta.Sequence.Stream
-	data, _ := ev.AppendJSON(nil) // no error details to fail on
+	data, _ := encodeEvent(ev) // no error details to fail on
 	if err := w.publish(ctx, ev, data); err != nil {
 		return outcome{action: actNak, delay: w.cfg.AckWait / 3, reason: "publish rejected event: " + err.Error()}
 	}
@@ -562,4 +563,15 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// encodeEvent returns ev's JSON in a slice of its own size: the job's record
+// keeps it as long as the job lasts, thousands of jobs at once.
+func encodeEvent(ev *jobs.Event) ([]byte, error) {
+	var buf [1024]byte
+	b, err := ev.AppendJSON(buf[:0])
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(b), nil
 }

@@ -38,6 +38,9 @@ const (
 // poll schedules. It is safe for concurrent use.
 type pollPlanner struct {
 	initial, max time.Duration
+	// jitter spreads a backoff wait; nil is the package's jitter. Tests set
+	// a seeded one, so that their schedules are the same on every run.
+	jitter func(time.Duration) time.Duration
 
 	mu      sync.Mutex
 	history map[string][]time.Duration // ring per plan/region, newest last
@@ -111,6 +114,14 @@ func (p *pollPlanner) observe(plan, region string, d time.Duration) {
 	p.history[key] = h
 }
 
+// spread jitters a backoff wait d.
+func (p *pollPlanner) spread(d time.Duration) time.Duration {
+	if p == nil || p.jitter == nil {
+		return jitter(d)
+	}
+	return p.jitter(d)
+}
+
 // next returns the wait before the next poll, at now.
 func (s *pollSchedule) next(now time.Time) time.Duration {
 	age := now.Sub(s.createdAt)
@@ -119,7 +130,7 @@ func (s *pollSchedule) next(now time.Time) time.Duration {
 	case s.resumed && s.last < 0:
 		d = 0
 	case s.step == 0 || age >= s.denseUntil:
-		d = jitter(s.backoff)
+		d = s.planner.spread(s.backoff)
 		s.backoff = min(s.backoff*3/2, max(s.max, s.step))
 	case age < s.quietUntil:
 		d = s.quietUntil - age

@@ -64,7 +64,7 @@ func TestPollPlannerLearns(t *testing.T) {
 		}, 300, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &pollPlanner{initial: time.Second, max: 15 * time.Second}
+			p := testPlanner(1)
 			var ratios []float64
 			worstPolls, totalPolls := 0, 0
 			for i := range tc.n {
@@ -93,11 +93,11 @@ func TestPollPlannerLearns(t *testing.T) {
 // TestPollEstimate checks what a schedule tells the planner.
 func TestPollEstimate(t *testing.T) {
 	created := time.Unix(1_000_000, 0)
-	learned := &pollPlanner{initial: time.Second, max: 15 * time.Second}
+	learned := testPlanner(2)
 	for range pollMinHistory {
 		learned.observe("p", "r", 10*time.Second)
 	}
-	cold := &pollPlanner{initial: time.Second, max: 15 * time.Second}
+	cold := testPlanner(3)
 	for _, tc := range []struct {
 		name    string
 		planner *pollPlanner
@@ -136,7 +136,7 @@ func TestPollEstimate(t *testing.T) {
 // TestPollDenseGrid checks that dense polls fall on the grid that starts at
 // the end of the quiet wait, however late the previous poll came back.
 func TestPollDenseGrid(t *testing.T) {
-	p := &pollPlanner{initial: time.Second, max: 15 * time.Second}
+	p := testPlanner(4)
 	for i := range pollMinHistory {
 		p.observe("p", "r", 10*time.Second+time.Duration(i)*time.Second)
 	}
@@ -168,13 +168,13 @@ func TestPollHerd(t *testing.T) {
 			created, wake time.Time
 			done          bool
 		}
-		planner := &pollPlanner{initial: time.Second, max: 15 * time.Second}
+		planner := testPlanner(5)
 		base := time.Unix(1_000_000, 0)
 		xs := make([]*inst, n)
 		for i := range xs {
 			p := planner
 			if !shared {
-				p = &pollPlanner{initial: time.Second, max: 15 * time.Second}
+				p = testPlanner(6)
 			}
 			created := base.Add(time.Duration(i) * 4 * time.Second / n) // all created within 4s
 			s := p.schedule("standard-4", "eu-west-1", created, false)
@@ -225,7 +225,7 @@ func TestPollHerd(t *testing.T) {
 // must not spoil what is learned.
 func TestPollArrivals(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 7))
-	planner := &pollPlanner{initial: time.Second, max: 15 * time.Second}
+	planner := testPlanner(7)
 	bases := []time.Duration{22 * time.Second, 40 * time.Second, 57 * time.Second, 75 * time.Second, 92 * time.Second, 109 * time.Second}
 	type inst struct {
 		s             *pollSchedule
@@ -299,7 +299,7 @@ func TestPollArrivals(t *testing.T) {
 // younger one of the same plan and region from being polled for ever.
 func TestPollHerdStuckInstance(t *testing.T) {
 	t.Parallel()
-	planner := &pollPlanner{initial: time.Second, max: 15 * time.Second}
+	planner := testPlanner(8)
 	base := time.Unix(1_000_000, 0)
 	stuck := planner.schedule("standard-4", "eu-west-1", base, false)
 	born := base.Add(time.Minute)
@@ -328,4 +328,17 @@ func TestPollHerdStuckInstance(t *testing.T) {
 	if limit := (pollHerdMaxQuiet + 1) * planner.max; lastOwn.Before(base.Add(15*time.Minute - limit)) {
 		t.Errorf("the younger instance's last own poll was at %s, long before the end", lastOwn.Sub(base))
 	}
+}
+
+// testPlanner returns a planner with the worker's default poll settings and
+// a jitter seeded with seed, so that a test's schedules are the same on every
+// run.
+func testPlanner(seed uint64) *pollPlanner {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	return &pollPlanner{initial: time.Second, max: 15 * time.Second, jitter: func(d time.Duration) time.Duration {
+		if d <= 0 {
+			return 0
+		}
+		return d/2 + time.Duration(rng.Int64N(int64(d/2)+1))
+	}}
 }

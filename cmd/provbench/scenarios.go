@@ -219,7 +219,7 @@ func (b *bench) throughputWorker(ctx context.Context, reqs []jobs.Request, c int
 		return throughputRun{}, err
 	}
 	defer run.close()
-	last, err := waitStored(ctx, run.js, 2*n, time.Duration(n)*time.Millisecond+time.Minute)
+	last, err := waitStored(ctx, run.js, n, time.Duration(n)*time.Millisecond+time.Minute)
 	cpu := selfCPU() - run.cpu0
 	if stopProfile != nil {
 		stopProfile()
@@ -239,26 +239,39 @@ func (b *bench) throughputWorker(ctx context.Context, reqs []jobs.Request, c int
 	}, nil
 }
 
-// waitStored polls the events stream until it holds want events and
-// returns when the last of them was stored. Each job of the throughput
-// scenario has a created and a terminal event, deduplicated, so the count
-// reaches twice the jobs only at the end (countTerminal checks the kinds).
-func waitStored(ctx context.Context, js jetstream.JetStream, want int, timeout time.Duration) (time.Time, error) {
+// waitStored polls the events stream until the worker is done with n
+// requests and returns when the last event was stored. Each job of the
+// throughput scenario has a created and a terminal event, deduplicated, so
+// the count reaching 2n is the end; a job that fails without a created event
+// would keep it short, so the worker's consumer is checked too: nothing
+// pending or unacknowledged is also the end (countTerminal then checks the
+// kinds).
+func waitStored(ctx context.Context, js jetstream.JetStream, n int, timeout time.Duration) (time.Time, error) {
 	stream, err := js.Stream(ctx, "PROVISION_EVENTS")
 	if err != nil {
 		return time.Time{}, err
 	}
 	deadline := time.Now().Add(timeout)
-	for {
+	for i := 0; ; i++ {
 		info, err := stream.Info(ctx)
 		if err != nil {
 			return time.Time{}, err
 		}
-		if info.State.Msgs >= uint64(want) {
+		if info.State.Msgs >= uint64(2*n) {
 			return info.State.LastTime, nil
 		}
+		if i%10 == 9 {
+			// A fresh look-up returns the consumer's state as of now.
+			if cons, err := js.Consumer(ctx, "PROVISION_REQUESTS", "provisioner"); err == nil {
+				if c := cons.CachedInfo(); c.NumPending == 0 && c.NumAckPending == 0 && c.Delivered.Consumer >= uint64(n) {
+					if info, err = stream.Info(ctx); err == nil {
+						return info.State.LastTime, nil
+					}
+				}
+			}
+		}
 		if time.Now().After(deadline) {
-			return time.Time{}, fmt.Errorf("%d of %d events stored after %s", info.State.Msgs, want, timeout)
+			return time.Time{}, fmt.Errorf("%d events stored for %d requests after %s", info.State.Msgs, n, timeout)
 		}
 		select {
 		case <-ctx.Done():

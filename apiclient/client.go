@@ -61,10 +61,11 @@ type Config struct {
 	MaxConnsPerHost int
 	// UnencryptedHTTP2 makes the default HTTPClient speak HTTP/2 without TLS
 	// (h2c, with prior knowledge) to an http:// BaseURL, for a server or
-	// proxy known to accept it: all calls share a few multiplexed
-	// connections. It is unused for an https:// BaseURL, where HTTP/2 is
-	// negotiated with TLS whatever it says, and when HTTPClient is set.
-	// Defaults to false (HTTP/1.1 to an http:// BaseURL).
+	// proxy known to accept it: the calls share one multiplexed connection
+	// (more only past the server's limit of concurrent streams), and
+	// MaxConnsPerHost does not apply. It is unused for an https:// BaseURL,
+	// where HTTP/2 is negotiated with TLS whatever it says, and when
+	// HTTPClient is set. Defaults to false (HTTP/1.1 to an http:// BaseURL).
 	UnencryptedHTTP2 bool
 	// Timeout is the deadline of one HTTP attempt, including reading the
 	// response body. Defaults to 15s.

@@ -86,7 +86,9 @@ func TestUnencryptedHTTP2NotForHTTPS(t *testing.T) {
 // TestCreateNotReplayedOnDroppedH2CConnection: as over HTTP/1.1 (see
 // TestCreateNotReplayedOnDroppedConnection), when the shared HTTP/2
 // connection is lost after a create was sent, the create is not sent again
-// by the transport: its outcome is unknown to the caller.
+// by the transport: its outcome is unknown to the caller. Go's HTTP/2
+// transport does not replay such a request even with GetBody set; the test
+// keeps that true of whatever transport the client is built on.
 func TestCreateNotReplayedOnDroppedH2CConnection(t *testing.T) {
 	t.Parallel()
 	var (

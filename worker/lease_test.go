@@ -129,7 +129,7 @@ func TestRecordWriteReusesBuffer(t *testing.T) {
 		if _, err := rec.write(func(v []byte) (uint64, error) { return kv.Create(ctx, key, v) }); err != nil {
 			t.Fatal(err)
 		}
-		want[key] = rec.marshal()
+		want[key] = rec.appendJSON(nil)
 	}
 	for key, w := range want {
 		e, err := kv.Get(ctx, key)

@@ -6,23 +6,14 @@ import (
 	"github.com/cloudnexus/provisioner/internal/jsonenc"
 )
 
-// marshal returns r encoded exactly as encoding/json encodes it, at a
-// fraction of the cost: the worker writes a job's record three times, and
-// encoding/json spends most of that on reflection and on validating and
-// compacting the embedded events again. Created and Terminal are appended
-// as they are: the worker only ever sets them to the output of json.Marshal,
-// or to what it read back from a record written so.
-func (r *Record) marshal() []byte {
-	return r.appendJSON(make([]byte, 0, 320+len(r.Created)+len(r.Terminal)))
-}
-
 // recordBufs are buffers to encode records into before they are written.
 // The KV client copies a value into its connection's buffer before Create or
 // Update returns, so a buffer is free again then.
 var recordBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// write calls put with r encoded as marshal encodes it, in a pooled buffer
-// that put must not keep, and returns what put returns.
+// write calls put with r encoded exactly as encoding/json encodes it (see
+// appendJSON), in a pooled buffer that put must not keep, and returns what
+// put returns.
 func (r *Record) write(put func(value []byte) (uint64, error)) (uint64, error) {
 	bp := recordBufs.Get().(*[]byte)
 	b := r.appendJSON((*bp)[:0])
@@ -32,7 +23,13 @@ func (r *Record) write(put func(value []byte) (uint64, error)) (uint64, error) {
 	return rev, err
 }
 
-// appendJSON appends r encoded as marshal encodes it.
+// appendJSON appends r encoded exactly as encoding/json encodes it, at a
+// fraction of the cost: the worker writes a job's record three times, and
+// encoding/json spends most of that on reflection and on validating and
+// compacting the embedded events again. Created and Terminal are appended
+// as they are: the worker only ever sets them to the output of
+// jobs.Event.AppendJSON (json.Marshal's output), or to what it read back from
+// a record written so.
 func (r *Record) appendJSON(b []byte) []byte {
 	b = append(b, `{"fingerprint":`...)
 	b = jsonenc.String(b, r.Fingerprint)

@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// TestRecordMarshal checks that Record.marshal writes exactly what
+// TestRecordMarshal checks that Record.appendJSON writes exactly what
 // encoding/json writes, for a record with every field set (filled by
-// reflection, so that a field added to Record and not to marshal fails
+// reflection, so that a field added to Record and not to appendJSON fails
 // here), with none set, and with strings that need escaping.
 func TestRecordMarshal(t *testing.T) {
 	full := Record{}
@@ -50,8 +50,8 @@ func TestRecordMarshal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := tc.rec.marshal(); !bytes.Equal(got, want) {
-				t.Errorf("marshal() =\n%s\nwant (encoding/json)\n%s", got, want)
+			if got := tc.rec.appendJSON(nil); !bytes.Equal(got, want) {
+				t.Errorf("appendJSON =\n%s\nwant (encoding/json)\n%s", got, want)
 			}
 		})
 	}

@@ -23,10 +23,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cloudnexus/provisioner/apiclient/cnsim"
+	"github.com/cloudnexus/provisioner/internal/jstest"
 	"github.com/cloudnexus/provisioner/jobs"
 )
 
@@ -73,36 +73,6 @@ func buildPrograms(t *testing.T) programs {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return programs{provisioner: filepath.Join(dir, "provisioner"), cnsim: filepath.Join(dir, "cnsim")}
-}
-
-// runJetStream starts an in-process NATS server with JetStream on a free
-// port, its store in a temporary directory, shut down on cleanup.
-func runJetStream(t *testing.T) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns
-}
-
-func connect(t *testing.T, ns *server.Server) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
 }
 
 // syncBuffer collects a program's output while the test reads it.
@@ -250,7 +220,7 @@ func freeAddr(t *testing.T) string {
 // error code of its terminal event.
 func provision(t *testing.T, ns *server.Server, prefix, id string) (kind, code string) {
 	t.Helper()
-	nc, js := connect(t, ns)
+	nc, js := jstest.Connect(t, ns)
 	subjects := jobs.Subjects{Prefix: prefix}
 	sub, err := nc.SubscribeSync(subjects.EventsFor(id))
 	if err != nil {
@@ -322,7 +292,7 @@ func TestComposeStackRuns(t *testing.T) {
 	bins := buildPrograms(t)
 	compose := loadCompose(t)
 	w, sim := compose.Services["provisioner"], compose.Services["cnsim"]
-	ns := runJetStream(t)
+	ns := jstest.Run(t, "")
 
 	args := slices.Clone(sim.Entrypoint[1:])
 	for i, a := range args {
@@ -695,7 +665,7 @@ func TestProductionConfigRuns(t *testing.T) {
 	env["CLOUDNEXUS_API_KEY"] = key
 
 	// What the code creates from these values.
-	nsWorker := runJetStream(t)
+	nsWorker := jstest.Run(t, "")
 	managed := maps.Clone(env)
 	managed["NATS_URL"] = nsWorker.ClientURL()
 	managed["PROVISIONER_MANAGE_STREAMS"] = "true"
@@ -704,16 +674,16 @@ func TestProductionConfigRuns(t *testing.T) {
 	p := start(t, "provisioner (managing streams)", bins.provisioner, nil, managed)
 	p.waitReady(t, managed["PROVISIONER_HTTP_ADDR"])
 	p.stop(t, grace)
-	_, js := connect(t, nsWorker)
+	_, js := jstest.Connect(t, nsWorker)
 	want := readObjects(t, js, names)
 
-	nsCLI := runJetStream(t)
-	_, jsCLI := connect(t, nsCLI)
+	nsCLI := jstest.Run(t, "")
+	_, jsCLI := jstest.Connect(t, nsCLI)
 	createFromCLI(t, jsCLI, prod["PROVISIONER_STREAM_REPLICAS"])
 	assertSameObjects(t, "deploy/nats (nats CLI) definitions", readObjects(t, jsCLI, names), want)
 
-	nsNACK := runJetStream(t)
-	_, jsNACK := connect(t, nsNACK)
+	nsNACK := jstest.Run(t, "")
+	_, jsNACK := jstest.Connect(t, nsNACK)
 	createFromNACK(t, jsNACK, prod["PROVISIONER_STREAM_REPLICAS"])
 	assertSameObjects(t, "deploy/nats/nack resources", readObjects(t, jsNACK, names), want)
 

@@ -18,31 +18,13 @@ import (
 
 	"github.com/cloudnexus/provisioner/apiclient"
 	"github.com/cloudnexus/provisioner/apiclient/cnsim"
+	"github.com/cloudnexus/provisioner/internal/jstest"
 	"github.com/cloudnexus/provisioner/jobs"
 	"github.com/cloudnexus/provisioner/worker"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// runJetStream starts an in-process NATS server with JetStream on a free
-// port, its store in a temporary directory, shut down on cleanup.
-func runJetStream(t testing.TB, storeDir string) *server.Server {
-	t.Helper()
-	if storeDir == "" {
-		storeDir = t.TempDir()
-	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns
 }
 
 // env is one worker on a real JetStream server against the simulator.
@@ -86,7 +68,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&wc, &sc, &ac)
 	}
-	e := &env{t: t, ns: runJetStream(t, "")}
+	e := &env{t: t, ns: jstest.Run(t, "")}
 	var err error
 	if e.sim, err = cnsim.Start(sc); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cloudnexus/provisioner/apiclient"
 	"github.com/cloudnexus/provisioner/apiclient/cnsim"
+	"github.com/cloudnexus/provisioner/internal/jstest"
 	"github.com/cloudnexus/provisioner/jobs"
 	"github.com/cloudnexus/provisioner/worker"
 )
@@ -38,7 +39,7 @@ func newTracedEnv(t *testing.T, tp trace.TracerProvider, prop propagation.TextMa
 	t.Helper()
 	wc, sc, ac := worker.Config{}, cnsim.Config{}, apiclient.Config{}
 	fastConfig(&wc, &sc, &ac)
-	e := &env{t: t, ns: runJetStream(t, "")}
+	e := &env{t: t, ns: jstest.Run(t, "")}
 
 	e.sim = cnsim.New(sc)
 	t.Cleanup(e.sim.Close)

@@ -12,13 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"github.com/cloudnexus/provisioner/apiclient"
 	"github.com/cloudnexus/provisioner/apiclient/cnsim"
+	"github.com/cloudnexus/provisioner/internal/jstest"
 	"github.com/cloudnexus/provisioner/jobs"
 	"github.com/cloudnexus/provisioner/jobs/schema"
 	"github.com/cloudnexus/provisioner/worker"
@@ -46,24 +45,8 @@ type envConfig struct {
 
 func newEnv(t *testing.T, ec envConfig) *env {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := jstest.Run(t, "")
+	_, js := jstest.Connect(t, ns)
 	if ec.provisionDelay == 0 {
 		ec.provisionDelay = 100 * time.Millisecond
 	}

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,24 +25,9 @@ import (
 
 	"github.com/cloudnexus/provisioner/apiclient"
 	"github.com/cloudnexus/provisioner/apiclient/cnsim"
+	"github.com/cloudnexus/provisioner/internal/jstest"
 	"github.com/cloudnexus/provisioner/worker"
 )
-
-// startNATS runs a NATS server with JetStream on 127.0.0.1:port (-1 for a
-// free port), its store in dir; it is shut down on cleanup, if not before.
-func startNATS(t *testing.T, port int, dir string) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns
-}
 
 // probeClient makes one connection per request, so that no keep-alive
 // connection outlives the test.
@@ -239,7 +223,7 @@ func validRequest(id string) string {
 // publishes valid, invalid and malformed requests, and checks that /metrics
 // counts what happened, and what the simulator saw.
 func TestMetricsEndToEnd(t *testing.T) {
-	ns := startNATS(t, -1, t.TempDir())
+	ns := jstest.Run(t, "")
 	// Half the polls answer 503, so that the client retries.
 	sim, err := cnsim.Start(cnsim.Config{ProvisionDelay: 100 * time.Millisecond, Seed: 7,
 		Faults: cnsim.Faults{ErrorRate: map[cnsim.Endpoint]float64{cnsim.EndpointGet: 0.5}}})
@@ -335,7 +319,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 // again once NATS is back and the key accepted; /healthz stays ok.
 func TestReadyz(t *testing.T) {
 	dir := t.TempDir()
-	ns := startNATS(t, -1, dir)
+	ns := jstest.Run(t, dir)
 	port := ns.Addr().(*net.TCPAddr).Port
 	sim, err := cnsim.Start(cnsim.Config{ProvisionDelay: 50 * time.Millisecond})
 	if err != nil {
@@ -417,7 +401,7 @@ func TestReadyz(t *testing.T) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	check("not ready without NATS", false, "NATS not connected", map[string]float64{"provisioner_ready": 0, "provisioner_paused": 0})
-	startNATS(t, port, dir)
+	jstest.RunOnPort(t, port, dir)
 	check("ready with NATS back", true, "ok", map[string]float64{"provisioner_ready": 1})
 
 	sim.SetAPIKey("cn_test_another_key")
@@ -447,7 +431,7 @@ func TestReadyz(t *testing.T) {
 // nothing before it is bound, its counts, the cache between refreshes, and
 // nothing once NATS cannot be asked.
 func TestConsumerCollector(t *testing.T) {
-	ns := startNATS(t, -1, t.TempDir())
+	ns := jstest.Run(t, "")
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cloudnexus/provisioner/apiclient"
 	"github.com/cloudnexus/provisioner/apiclient/cnsim"
+	"github.com/cloudnexus/provisioner/internal/jstest"
 )
 
 var otelVars = []string{"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}
@@ -123,7 +124,7 @@ func TestTracingEndToEnd(t *testing.T) {
 	}))
 	defer api.Close()
 
-	ns := startNATS(t, -1, t.TempDir())
+	ns := jstest.Run(t, "")
 	setWorkerEnv(t, ns.ClientURL(), api.URL+"/v1")
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
 	t.Setenv("OTEL_SERVICE_NAME", "provisioner-test")

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cloudnexus/provisioner/internal/jstest"
 	"github.com/cloudnexus/provisioner/jobs"
 	"github.com/cloudnexus/provisioner/jobs/requester"
 )
@@ -20,24 +20,7 @@ import (
 // streams the worker would create, and no worker: the test plays the worker.
 func newJetStream(t *testing.T, subj jobs.Subjects) jetstream.JetStream {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := jstest.Connect(t, jstest.Run(t, ""))
 	ctx := context.Background()
 	for _, cfg := range []jetstream.StreamConfig{
 		{Name: "PROVISION_REQUESTS", Subjects: []string{subj.Requests()}, Retention: jetstream.WorkQueuePolicy, Duplicates: 2 * time.Minute},

@@ -41,14 +41,11 @@ in progress) is printed at the end.`)
 		fmt.Fprintln(c.stderr, "provisionctl list: --limit must not be negative")
 		return exitUsage
 	}
-	if err := c.connect(); err != nil {
-		return c.fail(err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	kv, err := c.js.KeyValue(ctx, c.cfg.KVBucket)
+	kv, err := c.bucket(ctx)
 	if err != nil {
-		return c.fail(fmt.Errorf("bucket %s: %w", c.cfg.KVBucket, err))
+		return c.fail(err)
 	}
 	views, err := readJobs(ctx, kv)
 	if err != nil {

@@ -176,6 +176,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // connect connects to NATS once; a command calls it after parsing its flags,
 // so that a usage error never waits for a server.
+// bucket connects to NATS and opens the jobs' bucket.
+func (c *cli) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	if err := c.connect(); err != nil {
+		return nil, err
+	}
+	kv, err := c.js.KeyValue(ctx, c.cfg.KVBucket)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", c.cfg.KVBucket, err)
+	}
+	return kv, nil
+}
+
 func (c *cli) connect() error {
 	opts := []nats.Option{nats.Name("provisionctl"), nats.Timeout(5 * time.Second)}
 	if c.cfg.NATSCreds != "" {

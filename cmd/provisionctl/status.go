@@ -44,14 +44,11 @@ job has that request_id (not submitted, or not yet claimed by a worker).`)
 		fmt.Fprintf(c.stderr, "provisionctl status: %q is not a request_id\n", id)
 		return exitUsage
 	}
-	if err := c.connect(); err != nil {
-		return c.fail(err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	kv, err := c.js.KeyValue(ctx, c.cfg.KVBucket)
+	kv, err := c.bucket(ctx)
 	if err != nil {
-		return c.fail(fmt.Errorf("bucket %s: %w", c.cfg.KVBucket, err))
+		return c.fail(err)
 	}
 	entry, err := kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {

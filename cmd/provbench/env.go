@@ -295,7 +295,6 @@ func request(prefix string, i int, plan, region string) jobs.Request {
 // publishAll publishes reqs with async publishes (Nats-Msg-Id set to the
 // request_id) and waits for every acknowledgement.
 func publishAll(ctx context.Context, js jetstream.JetStream, reqs []jobs.Request) error {
-	var subj jobs.Subjects
 	const window = 2000 // acks outstanding at most
 	futures := make([]jetstream.PubAckFuture, 0, window)
 	flush := func() error {
@@ -312,13 +311,10 @@ func publishAll(ctx context.Context, js jetstream.JetStream, reqs []jobs.Request
 		return nil
 	}
 	for _, r := range reqs {
-		data, err := json.Marshal(r)
+		msg, err := requestMsg(r)
 		if err != nil {
 			return err
 		}
-		msg := nats.NewMsg(subj.Create())
-		msg.Data = data
-		msg.Header.Set(jetstream.MsgIDHeader, r.RequestID)
 		f, err := js.PublishMsgAsync(msg)
 		if err != nil {
 			return fmt.Errorf("publish request: %w", err)
@@ -335,16 +331,26 @@ func publishAll(ctx context.Context, js jetstream.JetStream, reqs []jobs.Request
 
 // publishOne publishes one request and waits for its acknowledgement.
 func publishOne(ctx context.Context, js jetstream.JetStream, r jobs.Request) error {
+	msg, err := requestMsg(r)
+	if err != nil {
+		return err
+	}
+	_, err = js.PublishMsg(ctx, msg)
+	return err
+}
+
+// requestMsg is the message a requester publishes for r, with its
+// request_id as the Nats-Msg-Id.
+func requestMsg(r jobs.Request) (*nats.Msg, error) {
 	var subj jobs.Subjects
 	data, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	msg := nats.NewMsg(subj.Create())
 	msg.Data = data
 	msg.Header.Set(jetstream.MsgIDHeader, r.RequestID)
-	_, err = js.PublishMsg(ctx, msg)
-	return err
+	return msg, nil
 }
 
 // terminal is the first terminal event seen for a request.

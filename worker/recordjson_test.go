@@ -28,7 +28,7 @@ func TestRecordMarshal(t *testing.T) {
 		case uint64, int, int64:
 			f.Set(reflect.ValueOf(int64(i + 1)).Convert(f.Type()))
 		default:
-			t.Fatalf("Record.%s has type %s: teach this test and Record.marshal about it", v.Type().Field(i).Name, f.Type())
+			t.Fatalf("Record.%s has type %s: teach this test and Record.appendJSON about it", v.Type().Field(i).Name, f.Type())
 		}
 	}
 	escaped := full

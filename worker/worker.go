@@ -44,6 +44,7 @@ type Worker struct {
 	jobsWG   sync.WaitGroup // jobs in flight, parked ones included
 	inFlight atomic.Int64
 	steps    chan struct{} // a permit per job step running now; see maxSteps
+	runners  *runners      // the goroutines the steps run on
 	owners   atomic.Uint64
 	leases   leaseKeeper
 	polls    pollPlanner
@@ -87,6 +88,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	w.kv = kv
+	w.runners = newRunners(runnerIdle)
 	w.consumer.Store(&cons)
 	w.bound.Store(true)
 	w.running.Store(true)
@@ -116,6 +118,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	cancelJobs()
 	bg.Wait()
+	w.runners.stop()
 	w.log.Info("worker stopped")
 	return nil
 }
@@ -246,7 +249,7 @@ func (w *Worker) fetch(ctx, jobCtx context.Context, n int, slots chan struct{}) 
 		}
 		w.inFlight.Add(1)
 		w.jobsWG.Add(1)
-		go w.handle(jobCtx, msg, func() { w.inFlight.Add(-1); <-slots; w.jobsWG.Done() })
+		w.runners.run(func() { w.handle(jobCtx, msg, func() { w.inFlight.Add(-1); <-slots; w.jobsWG.Done() }) })
 	}
 	err = batch.Error()
 	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, nats.ErrTimeout) {
@@ -308,7 +311,7 @@ func (w *Worker) step(j *job, span trace.Span, done func(), run func() outcome) 
 	if o.action == actWait {
 		park(o.ctx, o.delay, func() {
 			w.steps <- struct{}{}
-			w.step(j, span, done, o.resume)
+			w.runners.run(func() { w.step(j, span, done, o.resume) })
 		})
 		return
 	}

@@ -130,8 +130,9 @@ func (r ceilingResult) cpuPerJob() float64 { return float64(r.cpu.Microseconds()
 // measureCeiling runs recipe for every request with a minimal loop: the
 // worker's own fetch discipline (pull only as many messages as there are
 // free slots, a goroutine per message) and nothing else, on a fresh broker
-// with the worker's streams, consumer and bucket.
-func measureCeiling(ctx context.Context, reqs []jobs.Request, concurrency int, recipe []step) (ceilingResult, error) {
+// with the worker's streams, consumer and bucket. With a profile path it
+// writes a CPU profile of the loop there.
+func measureCeiling(ctx context.Context, reqs []jobs.Request, concurrency int, recipe []step, profile string) (ceilingResult, error) {
 	b, err := startBroker()
 	if err != nil {
 		return ceilingResult{}, err
@@ -168,6 +169,7 @@ func measureCeiling(ctx context.Context, reqs []jobs.Request, concurrency int, r
 	fail := func(err error) { firstErr.CompareAndSwap(nil, &err) }
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, concurrency)
+	stopProfile := startCPUProfile(profile)
 	start, cpu0 := time.Now(), selfCPU()
 	for fetched < len(reqs) && firstErr.Load() == nil && ctx.Err() == nil {
 		slots <- struct{}{}
@@ -212,6 +214,9 @@ func measureCeiling(ctx context.Context, reqs []jobs.Request, concurrency int, r
 	// not there; the rate is measured to the end of the last job.
 	wg.Wait()
 	elapsed, cpu := time.Unix(0, lastDone.Load()).Sub(start), selfCPU()-cpu0
+	if stopProfile != nil {
+		stopProfile()
+	}
 	if firstErr.Load() == nil && done.Load() != int64(len(reqs)) {
 		return ceilingResult{}, fmt.Errorf("ceiling loop: %d of %d jobs done", done.Load(), len(reqs))
 	}

@@ -36,7 +36,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	only := fs.String("scenario", "", "run only this scenario: "+strings.Join(scenarioNames(), ", "))
 	out := fs.String("out", "docs/BENCHMARKS.md", "report to write after a full run of every scenario (with -scenario, only when given explicitly)")
 	provisioner := fs.String("provisioner", "", "the provisioner binary for the scale scenario; built from cmd/provisioner when empty")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the throughput scenario's worker run to this file")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the throughput scenario's first worker run to this file, and of its first ceiling run to this file with .ceiling added")
+	rounds := fs.Int("rounds", 0, "throughput scenario: this many interleaved ceiling and worker runs (default 5, quick 1)")
 	timescale := fs.Float64("poll-timescale", 0, "polling scenario: run provisioning times and the worker's poll settings this many times faster (default 5, quick 40)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -49,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "provbench: unknown scenario %q (have %s)\n", *only, strings.Join(scenarioNames(), ", "))
 		return 2
 	}
+	if *rounds < 0 || *timescale < 0 {
+		fmt.Fprintln(stderr, "provbench: -rounds and -poll-timescale must not be negative")
+		return 2
+	}
 	outSet := false
 	fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
 
@@ -58,6 +63,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *timescale > 0 {
 		b.sz.pollTimeScale = *timescale
+	}
+	if *rounds > 0 {
+		b.sz.throughputRounds = *rounds
 	}
 	tmp, err := os.MkdirTemp("", "provbench-")
 	if err != nil {

@@ -46,6 +46,29 @@ func TestQuick(t *testing.T) {
 	}
 }
 
+// TestThroughputProfiles checks that -cpuprofile writes a profile of the
+// throughput scenario's worker run and one of its ceiling run, side by side.
+func TestThroughputProfiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the throughput scenario")
+	}
+	path := filepath.Join(t.TempDir(), "cpu.prof")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-quick", "-scenario", "throughput", "-cpuprofile", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("provbench exited %d\nstderr:\n%s", code, stderr.String())
+	}
+	for _, p := range []string{path, path + ".ceiling"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("profile: %v", err)
+		}
+		// A CPU profile is a gzipped protocol buffer.
+		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s is not a gzipped profile (%d bytes)", p, len(b))
+		}
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -54,6 +77,8 @@ func TestBadFlags(t *testing.T) {
 		{"unknown scenario", []string{"-scenario", "nope"}},
 		{"unknown flag", []string{"-nope"}},
 		{"argument", []string{"extra"}},
+		{"negative rounds", []string{"-rounds", "-1"}},
+		{"negative time scale", []string{"-poll-timescale", "-2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -126,7 +126,11 @@ func (b *bench) throughput(ctx context.Context) *result {
 	b.logf("%d rounds of %d jobs at concurrency %d; ceiling: %d broker round trips per job (%s)", rounds, n, c, roundTrips(workerRecipe), describeRecipe(workerRecipe))
 	var ceils, works []throughputRun
 	ceiling := func() error {
-		ceil, err := measureCeiling(ctx, reqs, c, workerRecipe)
+		profile := ""
+		if len(ceils) == 0 && b.cpuprofile != "" {
+			profile = b.cpuprofile + ".ceiling"
+		}
+		ceil, err := measureCeiling(ctx, reqs, c, workerRecipe, profile)
 		if err != nil {
 			return err
 		}
@@ -180,7 +184,7 @@ func (b *bench) throughput(ctx context.Context) *result {
 	}
 	res.notes = []string{
 		fmt.Sprintf("%d requests published before the worker starts; worker concurrency %d; simulator `Instant` (the create answer is already `running`, so a job needs no GET); jobs/s from the worker's start to the last terminal event.", n, c),
-		fmt.Sprintf("%d rounds, each a ceiling run and a worker run on fresh servers, the order alternating from round to round; the target compares the medians. The CPU profile (-cpuprofile) is of the first worker run.", rounds),
+		fmt.Sprintf("%d rounds, each a ceiling run and a worker run on fresh servers, the order alternating from round to round; the target compares the medians. The CPU profiles (-cpuprofile) are of the first worker run and of the first ceiling run (the file name with `.ceiling` added).", rounds),
 		"Ceiling: the same number of requests, on a fresh in-process server with the worker's streams, consumer and bucket, worked by a minimal loop with the worker's fetch discipline and concurrency that makes exactly the worker's broker operations per job, with records and events of the worker's sizes, and nothing else (no HTTP, no JSON decoding of records).",
 		"The worker runs in the harness's process with its production logger configuration (JSON, info) writing to io.Discard, and an API client configured as cmd/provisioner configures it. It reaches the simulator over HTTP/2 without TLS (`CLOUDNEXUS_API_H2C=true`), as it reaches the real API over HTTP/2 with TLS: the API's calls share multiplexed connections instead of one connection per call in flight. The HTTP/1.1 run shows what that is worth here.",
 		"On a shared machine both rates vary from run to run by a third or more; CPU per job varies less. The difference between the two CPU figures is what the worker adds to the broker's work: the HTTP round trip to the simulator (client and server, both in this process), JSON, logging and the job's own logic.",
@@ -196,19 +200,13 @@ type throughputRun struct {
 
 // throughputWorker runs the worker over reqs on fresh servers with the
 // instant simulator and measures its rate and CPU. With profile it writes
-// the CPU profile b.cpuprofile names. It fills res's counts.
+// a CPU profile of the run to b.cpuprofile. It fills res's counts.
 func (b *bench) throughputWorker(ctx context.Context, reqs []jobs.Request, c int, ac apiclient.Config, profile bool, res *result) (throughputRun, error) {
 	n := len(reqs)
 	var stopProfile func()
 	beforeStart := func() {
-		if !profile || b.cpuprofile == "" {
-			return
-		}
-		f, err := os.Create(b.cpuprofile)
-		if err == nil && pprof.StartCPUProfile(f) == nil {
-			stopProfile = func() { pprof.StopCPUProfile(); _ = f.Close() }
-		} else if f != nil {
-			_ = f.Close()
+		if profile {
+			stopProfile = startCPUProfile(b.cpuprofile)
 		}
 	}
 	// No collector: the server delivering every terminal event to the
@@ -827,4 +825,22 @@ func (b *bench) overload(ctx context.Context) *result {
 		"Create calls are counted at the simulator by arrival time. After a create whose outcome is unknown (a 503), the contract has the worker look for the instance by name before creating again, hence the list calls.",
 	}
 	return res
+}
+
+// startCPUProfile starts writing a CPU profile of the process to path, and
+// returns what stops it; with an empty path, or when the profile cannot be
+// started, it does nothing and returns nil.
+func startCPUProfile(path string) (stop func()) {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cloudnexus/provisioner/internal/plainjson"
 )
 
 // DefaultBaseURL is the documented base URL of the CloudNexus API.
@@ -457,23 +459,99 @@ func (c *Client) Me(ctx context.Context) (json.RawMessage, error) {
 
 // decodeInstance decodes an instance, either bare or wrapped as
 // {"instance": {...}}, in one pass over the body (it is decoded for every
-// poll).
+// poll). A bare instance of plain members is read directly
+// (decodePlainInstance); anything else goes to encoding/json.
 func decodeInstance(b []byte) (*Instance, error) {
-	var v struct {
-		Instance
-		Wrapped *Instance `json:"instance"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, err
-	}
-	inst := &v.Instance
-	if v.Wrapped != nil {
-		inst = v.Wrapped
+	inst, ok := decodePlainInstance(b)
+	if !ok {
+		var v struct {
+			Instance
+			Wrapped *Instance `json:"instance"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			return nil, err
+		}
+		inst = &v.Instance
+		if v.Wrapped != nil {
+			inst = v.Wrapped
+		}
 	}
 	if inst.ID == "" {
 		return nil, errors.New("response has no instance id")
 	}
 	return inst, nil
+}
+
+// instanceKeys are the JSON names decodeInstance decodes into, "instance"
+// for the wrapped form included.
+var instanceKeys = [...]string{"id", "name", "status", "region", "plan", "image", "ipv4", "created_at", "instance"}
+
+// decodePlainInstance reads a bare instance whose members are plain (see
+// package plainjson), with exactly what encoding/json would make of it into
+// decodeInstance's struct, and reports false for anything it is not sure of:
+// the wrapped form, a key encoding/json would match to a member only
+// case-insensitively, a value of the wrong type, a number. Unknown keys are
+// skipped, as encoding/json skips them.
+func decodePlainInstance(b []byte) (*Instance, bool) {
+	inst := new(Instance)
+	ok := plainjson.Object(b, func(key, value []byte) bool {
+		var dst *string
+		switch string(key) {
+		case "id":
+			dst = &inst.ID
+		case "name":
+			dst = &inst.Name
+		case "status":
+			dst = &inst.Status
+		case "region":
+			dst = &inst.Region
+		case "plan":
+			dst = &inst.Plan
+		case "image":
+			dst = &inst.Image
+		case "ipv4":
+			dst = &inst.IPv4
+		case "created_at":
+			if plainjson.IsNull(value) {
+				inst.CreatedAt = nil
+				return true
+			}
+			var t time.Time
+			if value[0] != '"' || t.UnmarshalJSON(value) != nil {
+				return false
+			}
+			inst.CreatedAt = &t
+			return true
+		default:
+			return !foldsToInstanceKey(key)
+		}
+		switch {
+		case plainjson.IsNull(value): // leaves the string as it is
+		case value[0] == '"':
+			*dst = string(value[1 : len(value)-1])
+		default:
+			return false
+		}
+		return true
+	})
+	return inst, ok
+}
+
+// foldsToInstanceKey reports whether encoding/json could match key to one of
+// instanceKeys: equal but for case, or not ASCII (Unicode case folding, left
+// to encoding/json).
+func foldsToInstanceKey(key []byte) bool {
+	for _, c := range key {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	for _, k := range instanceKeys {
+		if bytes.EqualFold(key, []byte(k)) {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeList decodes a list page, which must have an "instances" key (null

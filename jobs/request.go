@@ -9,7 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/cloudnexus/provisioner/internal/plainjson"
 )
 
 // MaxRequestSize is the largest create request accepted, in bytes.
@@ -205,14 +206,24 @@ func requiredString(raw map[string]json.RawMessage, name string, bad func(field,
 // struct, whose fields would match keys case-insensitively. Of duplicate keys
 // the last one wins, as encoding/json does into a map.
 //
-// A single json.Unmarshal decodes a well-formed message; it checks the whole
-// input first, so there is no data after the object. When it fails, the
+// An object of plain members (package plainjson), nearly every message, is
+// read directly; its values then alias data. Otherwise a single
+// json.Unmarshal decodes a well-formed message; it checks the whole input
+// first, so there is no data after the object. When it fails, the
 // message is decoded again, the slow way, only to tell the two reject reasons
 // apart: json.Unmarshal reports data after the object as a syntax error like
 // any other.
 func decodeObject(data []byte) (map[string]json.RawMessage, *RejectError) {
-	var raw map[string]json.RawMessage
+	// Nearly every message is an object of plain members: read at once.
+	raw := make(map[string]json.RawMessage, 8)
+	if plainjson.Object(data, func(key, value []byte) bool {
+		raw[string(key)] = value
+		return true
+	}) {
+		return raw, nil
+	}
 	// A JSON null leaves raw nil without an error: not an object either.
+	raw = nil
 	if json.Unmarshal(data, &raw) == nil && raw != nil {
 		return raw, nil
 	}
@@ -234,7 +245,7 @@ func decodeObject(data []byte) (map[string]json.RawMessage, *RejectError) {
 
 // The values of a request are decoded by encoding/json, except for the shapes
 // nearly every request has: a string, an array of strings and an object of
-// string to string, with only plain strings in them (see plainStringAt).
+// string to string, with only plain strings in them (see package plainjson).
 // Those are read directly, which spares a json.Unmarshal (another pass over
 // the value, a decoder, reflection) each. These fast paths only recognise: on
 // anything they are not sure of they give up, and json.Unmarshal decides, so
@@ -242,7 +253,7 @@ func decodeObject(data []byte) (map[string]json.RawMessage, *RejectError) {
 
 // decodeString decodes one JSON value that should be a string.
 func decodeString(v json.RawMessage) (string, error) {
-	if s, end, ok := plainStringAt(v, 0); ok && end == len(v) {
+	if s, end, ok := plainjson.String(v, 0); ok && end == len(v) {
 		return s, nil
 	}
 	var s string
@@ -253,7 +264,7 @@ func decodeString(v json.RawMessage) (string, error) {
 // decodeStrings decodes one JSON value that should be an array of strings.
 // On an error it returns nil. A null element is "", as with json.Unmarshal.
 func decodeStrings(v json.RawMessage) ([]string, error) {
-	if out, ok := plainStringArray(v); ok {
+	if out, end, ok := plainjson.StringArray(v, 0); ok && end == len(v) {
 		return out, nil
 	}
 	var out []string
@@ -267,7 +278,7 @@ func decodeStrings(v json.RawMessage) ([]string, error) {
 // Unmarshal into map[string]string it refuses null values instead of
 // turning them into "".
 func decodeMetadata(raw json.RawMessage) (map[string]string, error) {
-	if md, ok := plainStringObject(raw); ok {
+	if md, end, ok := plainjson.StringObject(raw, 0); ok && end == len(raw) {
 		return md, nil
 	}
 	var md map[string]*string
@@ -282,120 +293,6 @@ func decodeMetadata(raw json.RawMessage) (map[string]string, error) {
 		out[k] = *v
 	}
 	return out, nil
-}
-
-// plainStringAt reads the plain JSON string that starts at data[i]: quoted,
-// without escapes or control characters, valid UTF-8 inside. Its text is
-// then exactly the bytes between the quotes, which is what json.Unmarshal
-// would give. It returns that text and the index after the closing quote,
-// or false if data[i] does not start such a string (an escape, invalid UTF-8,
-// which encoding/json turns into U+FFFD, or anything else).
-func plainStringAt(data []byte, i int) (s string, end int, ok bool) {
-	if i >= len(data) || data[i] != '"' {
-		return "", 0, false
-	}
-	ascii := true
-	for j := i + 1; j < len(data); j++ {
-		switch c := data[j]; {
-		case c == '"':
-			body := data[i+1 : j]
-			if !ascii && !utf8.Valid(body) {
-				return "", 0, false
-			}
-			return string(body), j + 1, true
-		case c < 0x20 || c == '\\':
-			return "", 0, false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	return "", 0, false // no closing quote
-}
-
-// plainStringArray reads v if it is, in full, an array of plain strings
-// (possibly empty, with JSON white space between the tokens). The result is
-// never nil, as with json.Unmarshal.
-func plainStringArray(v []byte) ([]string, bool) {
-	i := skipSpace(v, 0)
-	if i >= len(v) || v[i] != '[' {
-		return nil, false
-	}
-	out := []string{}
-	if i = skipSpace(v, i+1); i < len(v) && v[i] == ']' {
-		return out, skipSpace(v, i+1) == len(v)
-	}
-	for {
-		s, end, ok := plainStringAt(v, i)
-		if !ok {
-			return nil, false
-		}
-		out = append(out, s)
-		if i = skipSpace(v, end); i >= len(v) {
-			return nil, false
-		}
-		switch v[i] {
-		case ',':
-			i = skipSpace(v, i+1)
-		case ']':
-			return out, skipSpace(v, i+1) == len(v)
-		default:
-			return nil, false
-		}
-	}
-}
-
-// plainStringObject reads v if it is, in full, an object whose keys and
-// values are all plain strings (possibly empty, with JSON white space between
-// the tokens). Of duplicate keys the last one wins, as with json.Unmarshal.
-// The result is never nil.
-func plainStringObject(v []byte) (map[string]string, bool) {
-	i := skipSpace(v, 0)
-	if i >= len(v) || v[i] != '{' {
-		return nil, false
-	}
-	out := map[string]string{}
-	if i = skipSpace(v, i+1); i < len(v) && v[i] == '}' {
-		return out, skipSpace(v, i+1) == len(v)
-	}
-	for {
-		key, end, ok := plainStringAt(v, i)
-		if !ok {
-			return nil, false
-		}
-		if i = skipSpace(v, end); i >= len(v) || v[i] != ':' {
-			return nil, false
-		}
-		val, end, ok := plainStringAt(v, skipSpace(v, i+1))
-		if !ok {
-			return nil, false
-		}
-		out[key] = val
-		if i = skipSpace(v, end); i >= len(v) {
-			return nil, false
-		}
-		switch v[i] {
-		case ',':
-			i = skipSpace(v, i+1)
-		case '}':
-			return out, skipSpace(v, i+1) == len(v)
-		default:
-			return nil, false
-		}
-	}
-}
-
-// skipSpace returns the index of the first byte at or after i that is not
-// JSON white space.
-func skipSpace(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
 }
 
 func decodeRequestID(raw json.RawMessage) (string, bool) {

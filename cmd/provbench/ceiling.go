@@ -121,6 +121,7 @@ type ceilingResult struct {
 	jobs    int
 	elapsed time.Duration
 	cpu     time.Duration // the whole process's, broker included
+	heap    heapStats     // the whole process's
 }
 
 func (r ceilingResult) rate() float64 { return float64(r.jobs) / r.elapsed.Seconds() }
@@ -170,7 +171,7 @@ func measureCeiling(ctx context.Context, reqs []jobs.Request, concurrency int, r
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, concurrency)
 	stopProfile := startCPUProfile(profile)
-	start, cpu0 := time.Now(), selfCPU()
+	start, cpu0, heap0 := time.Now(), selfCPU(), readHeap()
 	for fetched < len(reqs) && firstErr.Load() == nil && ctx.Err() == nil {
 		slots <- struct{}{}
 		n := 1
@@ -213,7 +214,7 @@ func measureCeiling(ctx context.Context, reqs []jobs.Request, concurrency int, r
 	// The last pull request may wait out its expiry for messages that are
 	// not there; the rate is measured to the end of the last job.
 	wg.Wait()
-	elapsed, cpu := time.Unix(0, lastDone.Load()).Sub(start), selfCPU()-cpu0
+	elapsed, cpu, heap := time.Unix(0, lastDone.Load()).Sub(start), selfCPU()-cpu0, readHeap().since(heap0)
 	if stopProfile != nil {
 		stopProfile()
 	}
@@ -226,7 +227,7 @@ func measureCeiling(ctx context.Context, reqs []jobs.Request, concurrency int, r
 	if err := ctx.Err(); err != nil {
 		return ceilingResult{}, err
 	}
-	return ceilingResult{jobs: len(reqs), elapsed: elapsed, cpu: cpu}, nil
+	return ceilingResult{jobs: len(reqs), elapsed: elapsed, cpu: cpu, heap: heap}, nil
 }
 
 func runRecipe(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, msg jetstream.Msg, recipe []step, p payloads) error {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,6 +106,21 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// heapStats counts the process's heap allocation and garbage collections
+// so far.
+type heapStats struct{ bytes, cycles uint64 }
+
+func readHeap() heapStats {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return heapStats{bytes: s[0].Value.Uint64(), cycles: s[1].Value.Uint64()}
+}
+
+// since is what was allocated and collected between h0 and h.
+func (h heapStats) since(h0 heapStats) heapStats {
+	return heapStats{bytes: h.bytes - h0.bytes, cycles: h.cycles - h0.cycles}
 }
 
 // tailBuffer keeps the last max bytes written to it, for diagnostics.

@@ -32,6 +32,7 @@ type inprocRun struct {
 	w      *inprocWorker
 	start  time.Time     // just before the worker started
 	cpu0   time.Duration // the process's CPU time then
+	heap0  heapStats     // and its heap counts
 	// ncClose closes the connection of the collector.
 	ncClose func()
 	js      jetstream.JetStream // on that connection
@@ -78,7 +79,7 @@ func (b *bench) startInproc(ctx context.Context, want int, reqs []jobs.Request, 
 		beforeStart()
 	}
 	r.ncClose = nc.Close
-	r.start, r.cpu0 = time.Now(), selfCPU()
+	r.start, r.cpu0, r.heap0 = time.Now(), selfCPU(), readHeap()
 	if r.w, err = startWorker(r.broker, r.sim.url(), wc, ac); err != nil {
 		r.close()
 		return nil, err
@@ -135,7 +136,7 @@ func (b *bench) throughput(ctx context.Context) *result {
 			return err
 		}
 		b.logf("ceiling: %.0f jobs/s, CPU %.0f µs per job", ceil.rate(), ceil.cpuPerJob())
-		ceils = append(ceils, throughputRun{rate: ceil.rate(), cpuPerJob: ceil.cpuPerJob()})
+		ceils = append(ceils, throughputRun{rate: ceil.rate(), cpuPerJob: ceil.cpuPerJob(), heap: ceil.heap})
 		return nil
 	}
 	work := func(profile bool) error {
@@ -178,6 +179,8 @@ func (b *bench) throughput(ctx context.Context) *result {
 		info("rounds (ceiling, worker jobs/s)", describeRounds(ceils, works)),
 		info("CPU per job, whole process (broker, simulator, worker), median", fmt.Sprintf("%.0f µs", w.cpuPerJob)),
 		info("CPU per job of the ceiling loop, whole process, median", fmt.Sprintf("%.0f µs", ceil.cpuPerJob)),
+		info("heap allocated per job, whole process, median runs", fmt.Sprintf("worker run %.1f KB (%d collections), ceiling loop %.1f KB (%d collections)",
+			float64(w.heap.bytes)/1024/float64(n), w.heap.cycles, float64(ceil.heap.bytes)/1024/float64(n), ceil.heap.cycles)),
 		info("worker over HTTP/1.1 instead of h2c, one run", fmt.Sprintf("%.0f jobs/s (%s of the median ceiling), CPU %.0f µs per job", h1.rate, pct(h1.rate/ceil.rate), h1.cpuPerJob)),
 		info("broker round trips per job", fmt.Sprintf("%d (%s)", roundTrips(workerRecipe), describeRecipe(workerRecipe))),
 		info("API calls per job", fmt.Sprintf("%.2f create, %.2f get", w.creates, w.gets)),
@@ -195,7 +198,8 @@ func (b *bench) throughput(ctx context.Context) *result {
 // throughputRun is one run of the throughput scenario.
 type throughputRun struct {
 	rate, cpuPerJob float64
-	creates, gets   float64 // API calls per job
+	creates, gets   float64   // API calls per job
+	heap            heapStats // the whole process's during the run
 }
 
 // throughputWorker runs the worker over reqs on fresh servers with the
@@ -218,7 +222,7 @@ func (b *bench) throughputWorker(ctx context.Context, reqs []jobs.Request, c int
 	}
 	defer run.close()
 	last, err := waitStored(ctx, run.js, n, time.Duration(n)*time.Millisecond+time.Minute)
-	cpu := selfCPU() - run.cpu0
+	cpu, heap := selfCPU()-run.cpu0, readHeap().since(run.heap0)
 	if stopProfile != nil {
 		stopProfile()
 	}
@@ -234,6 +238,7 @@ func (b *bench) throughputWorker(ctx context.Context, reqs []jobs.Request, c int
 		cpuPerJob: float64(cpu.Microseconds()) / float64(n),
 		creates:   float64(byEP[cnsim.EndpointCreate]) / float64(n),
 		gets:      float64(byEP[cnsim.EndpointGet]) / float64(n),
+		heap:      heap,
 	}, nil
 }
 

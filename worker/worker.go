@@ -38,6 +38,10 @@ type Worker struct {
 	api    API
 	js     jetstream.JetStream
 	tracer trace.Tracer
+	// eventHeaders is how many headers an event has: the map is made once
+	// at its final size, and without tracing it is a small map (8 entries
+	// fit its single group).
+	eventHeaders int
 
 	kv       jetstream.KeyValue
 	consumer atomic.Pointer[jetstream.Consumer]
@@ -64,6 +68,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: withFieldsCore(cfg.Logger).With(zap.String("worker", cfg.ID)), api: cfg.API, js: cfg.JetStream,
 		tracer: cfg.TracerProvider.Tracer(tracerName)}
 	w.polls = pollPlanner{initial: cfg.PollInitial, max: cfg.PollMax}
+	w.eventHeaders = len(eventHeaderNames) + len(cfg.Propagator.Fields())
 	w.leases.jobs = make(map[*job]struct{})
 	w.steps = make(chan struct{}, min(cfg.Concurrency, maxSteps))
 	return w, nil
@@ -402,8 +407,7 @@ func (w *Worker) publishAsync(ctx context.Context, ev *jobs.Event, data []byte) 
 const publishTimeout = 10 * time.Second
 
 func (w *Worker) eventMsg(ctx context.Context, ev *jobs.Event, data []byte) *nats.Msg {
-	// Room for the headers below and a traceparent, so the map is made once.
-	msg := &nats.Msg{Subject: w.cfg.Subjects.Event(ev.Kind, ev.RequestID), Header: make(nats.Header, 10), Data: data}
+	msg := &nats.Msg{Subject: w.cfg.Subjects.Event(ev.Kind, ev.RequestID), Header: make(nats.Header, w.eventHeaders), Data: data}
 	setEventHeaders(msg.Header, ev)
 	w.traceEvent(ctx, msg.Header, ev)
 	return msg
@@ -416,9 +420,12 @@ func (w *Worker) publishMsg(ctx context.Context, msg *nats.Msg) error {
 	return err
 }
 
+// eventHeaderNames are the headers setEventHeaders sets.
+var eventHeaderNames = [...]string{jetstream.MsgIDHeader, "ce-specversion", "ce-id", "ce-type", "ce-source", "ce-subject", "ce-time", "content-type"}
+
 // setEventHeaders sets the Nats-Msg-Id and the CloudEvents 1.0 binary-mode
-// attributes of an event. They depend only on the event, so publishing the
-// same event again yields the same message.
+// attributes of an event (eventHeaderNames). They depend only on the event,
+// so publishing the same event again yields the same message.
 func setEventHeaders(h nats.Header, ev *jobs.Event) {
 	id := []string{ev.MsgID()}
 	h[jetstream.MsgIDHeader] = id

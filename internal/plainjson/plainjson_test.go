@@ -48,14 +48,14 @@ func TestObject(t *testing.T) {
 	}
 
 	declined := []string{
+		// not an object, or not well-formed
 		``, `null`, `[]`, `"x"`, `{`, `{"a"}`, `{"a":}`, `{"a":"x",}`, `{"a":"x"} x`, `{"a":"x"}{}`,
-		`{"a":1}`,                    // numbers go to encoding/json
-		`{"a":"x\"y"}`, `{"a\n":"x"}`, // escapes
-		`{"a":"` + "\xff" + `"}`,     // invalid UTF-8, which encoding/json replaces
-		"{\"a\":\"\x01\"}",           // a control character
-		`{"a":[["x"]]}`, `{"a":{"b":{}}}`, `{"a":[null]}`, `{"a":{"b":null}}`, // deeper or other than strings
 		`{"a":nul}`, `{"a":nullx}`, `{"a":True}`, `{'a':"x"}`, `{"a":"x" "b":"y"}`,
 		`{"a":["x",]}`, `{"a":["x" "y"]}`, `{"a":{"b":"x",}}`,
+		// numbers, escapes, invalid UTF-8 (which encoding/json replaces), a control character
+		`{"a":1}`, `{"a":"x\"y"}`, `{"a\n":"x"}`, `{"a":"` + "\xff" + `"}`, "{\"a\":\"\x01\"}",
+		// deeper, or other than strings one level down
+		`{"a":[["x"]]}`, `{"a":{"b":{}}}`, `{"a":[null]}`, `{"a":{"b":null}}`,
 	}
 	for _, in := range declined {
 		if got := object([]byte(in)); got != nil {

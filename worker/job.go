@@ -355,10 +355,23 @@ func (j *job) fail(ctx context.Context, evErr *jobs.EventError, instanceID strin
 	w := j.w
 	deleted := false
 	if instanceID != "" && w.cfg.DeleteOnFailure {
-		switch err := w.api.DeleteInstance(ctx, instanceID); {
+		// The delete goes out only while the lease is ours, confirmed right
+		// before it is sent: a replica frozen past its lease could otherwise
+		// delete an instance that the delivery which took the job over has
+		// seen running since.
+		var unconfirmed error
+		confirm := func(ctx context.Context) error {
+			unconfirmed = j.lease.confirm(ctx)
+			return unconfirmed
+		}
+		switch err := w.api.DeleteInstance(apiclient.WithSendCheck(ctx, confirm), instanceID); {
 		case err == nil:
 			deleted = true
 			j.log.Info("deleted the failed instance")
+		case unconfirmed != nil:
+			// Not sent: another delivery has the job, or the record could
+			// not be written and a later delivery decides again.
+			return j.storeFailed(ctx, unconfirmed)
 		case ctx.Err() != nil:
 			return j.interrupted(ctx)
 		case errors.Is(err, apiclient.ErrUnauthorized):

@@ -92,11 +92,11 @@ func (e *ValidationError) Error() string {
 // so the failed event can echo it). Unknown fields are ignored.
 //
 // It runs for every message the worker takes, so the common case, a
-// well-formed request of plain strings, is kept cheap: one json.Unmarshal of
-// the whole message (decodeObject), then its members are read without
-// encoding/json when they are plain (decodeString and what follows it).
-// Everything else still goes through encoding/json, so what a message decodes
-// to, and which error it gets, is encoding/json's answer. reference_test.go
+// well-formed request of plain strings, is kept cheap: the message and its
+// members are read without encoding/json when they are plain (package
+// plainjson; decodeObject, decodeString and what follows it). Everything else
+// still goes through encoding/json, so what a message decodes to, and which
+// error it gets, is encoding/json's answer. reference_test.go
 // keeps the straightforward version this must agree with; the tests and
 // FuzzDecodeRequest compare the two.
 func DecodeRequest(data []byte) (Request, error) {

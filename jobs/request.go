@@ -136,7 +136,7 @@ func DecodeRequest(data []byte) (Request, error) {
 	bad := func(field, reason string) { fields = append(fields, FieldError{Field: field, Reason: reason}) }
 
 	// metadata first, so a failed event can echo it whatever else is wrong.
-	if v, ok := raw["metadata"]; ok && !isNull(v) {
+	if v, ok := raw["metadata"]; ok && !plainjson.IsNull(v) {
 		if md, err := decodeMetadata(v); err != nil {
 			bad("metadata", "must be an object of string to string")
 		} else if req.Metadata = md; len(md) > MaxMetadataPairs {
@@ -157,7 +157,7 @@ func DecodeRequest(data []byte) (Request, error) {
 	req.Region = requiredString(raw, "region", bad)
 	req.Image = requiredString(raw, "image", bad)
 
-	if v, ok := raw["ssh_keys"]; ok && !isNull(v) {
+	if v, ok := raw["ssh_keys"]; ok && !plainjson.IsNull(v) {
 		keys, err := decodeStrings(v) // nil on an error
 		req.SSHKeys = keys
 		switch {
@@ -185,7 +185,7 @@ func DecodeRequest(data []byte) (Request, error) {
 // that is not a string leaves "".
 func requiredString(raw map[string]json.RawMessage, name string, bad func(field, reason string)) string {
 	v, ok := raw[name]
-	if !ok || isNull(v) {
+	if !ok || plainjson.IsNull(v) {
 		bad(name, "is required")
 		return ""
 	}
@@ -302,8 +302,6 @@ func decodeRequestID(raw json.RawMessage) (string, bool) {
 	}
 	return id, true
 }
-
-func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
 
 // IsReject reports whether err from DecodeRequest means the message cannot
 // be tied to a request.

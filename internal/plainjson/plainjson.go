@@ -200,5 +200,7 @@ func literal(data []byte, i int, lit string) (int, bool) {
 	return i + len(lit), true
 }
 
-// IsNull reports whether value, a value Object handed over, is null.
+// IsNull reports whether value, a JSON value without white space around it
+// (as Object hands over, or as encoding/json leaves in a json.RawMessage), is
+// null.
 func IsNull(value []byte) bool { return string(value) == "null" }

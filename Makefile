@@ -32,9 +32,10 @@ lint: ## go vet, gofmt, and golangci-lint when installed
 	 if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@if command -v golangci-lint >/dev/null 2>&1; then golangci-lint run ./...; else echo "golangci-lint not installed: skipped"; fi
 
-fuzz: ## fuzz the decoders of requests and instances and the plain-JSON readers, 30s each
+fuzz: ## fuzz the decoders of requests, instances and the simulator's create bodies, and the plain-JSON readers, 30s each
 	$(GO) test -run=XXX -fuzz=FuzzDecodeRequest -fuzztime=30s ./jobs/
 	$(GO) test -run=XXX -fuzz=FuzzDecodeInstance -fuzztime=30s ./apiclient/
+	$(GO) test -run=XXX -fuzz=FuzzDecodeCreate -fuzztime=30s ./apiclient/cnsim/
 	$(GO) test -run=XXX -fuzz=FuzzPlainJSON -fuzztime=30s ./internal/plainjson/
 
 clean: ## remove build output and the -dev data directory

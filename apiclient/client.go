@@ -523,7 +523,7 @@ func decodePlainInstance(b []byte) (*Instance, bool) {
 			inst.CreatedAt = &t
 			return true
 		default:
-			return !foldsToInstanceKey(key)
+			return !plainjson.FoldsTo(key, instanceKeys[:])
 		}
 		switch {
 		case plainjson.IsNull(value): // leaves the string as it is
@@ -535,23 +535,6 @@ func decodePlainInstance(b []byte) (*Instance, bool) {
 		return true
 	})
 	return inst, ok
-}
-
-// foldsToInstanceKey reports whether encoding/json could match key to one of
-// instanceKeys: equal but for case, or not ASCII (Unicode case folding, left
-// to encoding/json).
-func foldsToInstanceKey(key []byte) bool {
-	for _, c := range key {
-		if c >= 0x80 {
-			return true
-		}
-	}
-	for _, k := range instanceKeys {
-		if bytes.EqualFold(key, []byte(k)) {
-			return true
-		}
-	}
-	return false
 }
 
 // decodeList decodes a list page, which must have an "instances" key (null

@@ -152,8 +152,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, f *Faults) {
 		}
 		return // otherwise the client has gone
 	}
-	var req apiclient.CreateInstanceRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	req, err := decodeCreate(body)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, "INVALID_JSON", "Request body is not valid JSON", nil)
 		return
 	}

@@ -8,7 +8,10 @@
 // callers' tests compare the two.
 package plainjson
 
-import "unicode/utf8"
+import (
+	"bytes"
+	"unicode/utf8"
+)
 
 // SkipSpace returns the index of the first byte at or after i that is not
 // JSON white space.
@@ -204,3 +207,24 @@ func literal(data []byte, i int, lit string) (int, bool) {
 // (as Object hands over, or as encoding/json leaves in a json.RawMessage), is
 // null.
 func IsNull(value []byte) bool { return string(value) == "null" }
+
+// FoldsTo reports whether encoding/json could match key, an object key's
+// text, to a struct field named one of names: equal to one of them but for
+// ASCII case, or not ASCII at all (encoding/json also folds a few non-ASCII
+// letters, such as the Kelvin sign to k; those are left to it). A reader
+// that matches a struct's members by their exact names gives up on such a
+// key and lets encoding/json decide; any other key is one encoding/json
+// skips.
+func FoldsTo(key []byte, names []string) bool {
+	for _, c := range key {
+		if c >= utf8.RuneSelf {
+			return true
+		}
+	}
+	for _, n := range names {
+		if len(n) == len(key) && bytes.EqualFold(key, []byte(n)) {
+			return true
+		}
+	}
+	return false
+}

@@ -136,3 +136,20 @@ func FuzzPlainJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestFoldsTo(t *testing.T) {
+	names := []string{"name", "ssh_keys"}
+	for _, c := range []struct {
+		key  string
+		want bool
+	}{
+		{"Name", true}, {"NAME", true}, {"SSH_Keys", true},
+		{"ſsh_keys", true}, // not ASCII: encoding/json may fold it (ſ to s)
+		{"é", true},
+		{"names", false}, {"nam", false}, {"image", false}, {"", false}, {"ssh-keys", false},
+	} {
+		if got := FoldsTo([]byte(c.key), names); got != c.want {
+			t.Errorf("FoldsTo(%q) = %v, want %v", c.key, got, c.want)
+		}
+	}
+}

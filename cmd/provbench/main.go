@@ -37,7 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "docs/BENCHMARKS.md", "report to write after a full run of every scenario (with -scenario, only when given explicitly)")
 	provisioner := fs.String("provisioner", "", "the provisioner binary for the scale scenario; built from cmd/provisioner when empty")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the throughput scenario's first worker run to this file, and of its first ceiling run to this file with .ceiling added")
-	rounds := fs.Int("rounds", 0, "throughput scenario: this many interleaved ceiling and worker runs (default 5, quick 1)")
+	rounds := fs.Int("rounds", 0, "throughput scenario: this many interleaved ceiling and worker runs (default 9, quick 1)")
 	timescale := fs.Float64("poll-timescale", 0, "polling scenario: run provisioning times and the worker's poll settings this many times faster (default 5, quick 40)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -158,7 +158,7 @@ type sizes struct {
 
 func fullSizes() sizes {
 	return sizes{
-		throughputJobs: 20000, throughputConcurrency: 256, throughputRounds: 5,
+		throughputJobs: 20000, throughputConcurrency: 256, throughputRounds: 9,
 		latencyJobs: 5000, latencyConcurrency: 500,
 		latencyCreate: 100 * time.Millisecond, latencyGet: 50 * time.Millisecond, latencyProvisioning: 2 * time.Second,
 		scaleJobs: 10000, scaleProvisioning: 60 * time.Second,

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,28 @@ func TestParseProc(t *testing.T) {
 	}
 	if want := 3 * time.Second; cpu != want {
 		t.Errorf("parseStat = %s, want %s", cpu, want)
+	}
+}
+
+// TestRoundRatios checks that the throughput target pairs each worker run
+// with the ceiling run of its own round: here the medians of the two kinds
+// of run come from different rounds, and their ratio (90/200) differs from
+// the median of the rounds' ratios (0.6, 0.45, 0.5).
+func TestRoundRatios(t *testing.T) {
+	ceils := []throughputRun{{rate: 100}, {rate: 200}, {rate: 400}}
+	works := []throughputRun{{rate: 60}, {rate: 90}, {rate: 200}}
+	ratios := roundRatios(ceils, works)
+	if want := []float64{0.6, 0.45, 0.5}; !slices.Equal(ratios, want) {
+		t.Fatalf("roundRatios = %v, want %v", ratios, want)
+	}
+	if got := median(ratios); got != 0.5 {
+		t.Errorf("median = %v, want 0.5", got)
+	}
+	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
+		t.Errorf("median of an even number = %v, want 2.5", got)
+	}
+	if got, want := describeRatios(ratios), "45.0%, 50.0%, 60.0%"; got != want {
+		t.Errorf("describeRatios = %q, want %q", got, want)
 	}
 }
 

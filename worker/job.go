@@ -54,12 +54,15 @@ func (a action) String() string {
 
 // job is one delivery of one request message.
 type job struct {
-	w     *Worker
-	msg   jetstream.Msg
-	meta  *jetstream.MsgMetadata
-	req   jobs.Request
-	log   *zap.Logger
-	lease *lease
+	w    *Worker
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	req  jobs.Request
+	// log is the job's logger, made once when the job starts; its lines
+	// carry what logFields knows about the job at the time of each line.
+	log       *zap.Logger
+	logFields jobLogFields
+	lease     *lease
 	// newRecord is true when this delivery's claim created the job record.
 	newRecord bool
 	// calls counts this delivery's API calls; baseCalls those of earlier ones.
@@ -86,13 +89,13 @@ func (j *job) end() {
 // waits for the instance it returns actWait; the job's context and lease
 // live on until end.
 func (w *Worker) process(ctx context.Context, j *job) outcome {
-	msg, meta, log := j.msg, j.meta, j.log
+	msg, meta := j.msg, j.meta
 	req, decodeErr := jobs.DecodeRequest(msg.Data())
 	if jobs.IsReject(decodeErr) {
 		return j.reject(ctx, "", nil, jobs.CodeMalformedMessage, decodeErr.Error())
 	}
 	j.req = req
-	j.log = log.With(zap.String("request_id", req.RequestID))
+	j.logFields.setRequestID(req.RequestID)
 	traceRequest(ctx, req.RequestID)
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -118,7 +121,7 @@ func (w *Worker) process(ctx context.Context, j *job) outcome {
 	j.lease, j.newRecord = l, res == claimedNew
 	j.baseCalls = rec.APICalls
 	if rec.InstanceID != "" {
-		j.log = j.log.With(zap.String("instance_id", rec.InstanceID))
+		j.logFields.setInstanceID(rec.InstanceID)
 	}
 	w.leases.add(j)
 	ctx = apiclient.CountCalls(ctx, &j.calls)
@@ -209,7 +212,7 @@ func (j *job) ensureInstance(ctx context.Context, rec Record) (inst *apiclient.I
 		return nil, false, j.apiFailed(ctx, err, ""), false
 	}
 
-	j.log = j.log.With(zap.String("instance_id", inst.ID))
+	j.logFields.setInstanceID(inst.ID)
 	if adopted {
 		j.log.Info("adopted the instance an earlier create made", zap.String("status", inst.Status))
 	} else {

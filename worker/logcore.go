@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"sync/atomic"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -14,7 +16,8 @@ import (
 // the job's whole life.
 //
 // Whether an entry is written is still the wrapped core's decision (Check);
-// the write then goes to the wrapped core's Write.
+// the write then goes to the wrapped core's Write, where zap's own cores
+// encode every field, a job's jobLogFields included, as the entry is written.
 type fieldsCore struct {
 	zapcore.Core
 	fields []zapcore.Field
@@ -41,4 +44,34 @@ func (c *fieldsCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 		return c.Core.Write(ent, fields)
 	}
 	return c.Core.Write(ent, append(c.fields[:len(c.fields):len(c.fields)], fields...))
+}
+
+// jobLogFields are the fields of a job's log lines: the delivery's, then the
+// request's and the instance's ids once the job knows them. A job's logger
+// is made once, with these inline (zap.Inline), and they are read at each
+// line as it is written (see fieldsCore): no logger is copied as the job
+// learns its ids (each copy cost a logger, a core and a longer list of
+// fields, about a kilobyte per job held for the job's life), and the lease
+// keeper, which logs for jobs from its own goroutine, never reads a logger
+// that the job is replacing.
+type jobLogFields struct {
+	streamSeq, delivery uint64
+	requestID           atomic.Pointer[string]
+	instanceID          atomic.Pointer[string]
+}
+
+func (f *jobLogFields) setRequestID(id string)  { f.requestID.Store(&id) }
+func (f *jobLogFields) setInstanceID(id string) { f.instanceID.Store(&id) }
+
+// MarshalLogObject writes the fields known so far, in a fixed order.
+func (f *jobLogFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddUint64("stream_seq", f.streamSeq)
+	enc.AddUint64("delivery", f.delivery)
+	if id := f.requestID.Load(); id != nil {
+		enc.AddString("request_id", *id)
+	}
+	if id := f.instanceID.Load(); id != nil {
+		enc.AddString("instance_id", *id)
+	}
+	return nil
 }

@@ -1,7 +1,9 @@
 package worker
 
 import (
+	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.uber.org/zap"
@@ -52,5 +54,51 @@ func TestFieldsCore(t *testing.T) {
 		if got[i].msg != want[i].msg || !slices.Equal(got[i].keys, want[i].keys) || got[i].id != want[i].id {
 			t.Errorf("entry %d = %+v, want %+v", i, got[i], want[i])
 		}
+	}
+}
+
+// TestJobLogFields checks that a job's one logger writes the ids the job
+// learns after it was made, in order, and that the lease keeper's goroutine
+// can log for the job while its step records them (the race detector, which
+// `make test` runs, fails this test if the ids are written unsynchronised or
+// the logger is replaced).
+func TestJobLogFields(t *testing.T) {
+	var buf bytes.Buffer
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg"}), zapcore.Lock(zapcore.AddSync(&buf)), zapcore.InfoLevel)
+	w := &Worker{log: withFieldsCore(zap.New(core)).With(zap.String("worker", "w1"))}
+	j := &job{w: w}
+	j.logFields.streamSeq, j.logFields.delivery = 7, 2
+	j.log = w.log.With(zap.Inline(&j.logFields))
+
+	j.log.Info("decoded")
+	done := make(chan struct{})
+	go func() { // as keepLeases does
+		defer close(done)
+		for range 50 {
+			j.log.Warn("progress ack failed")
+		}
+	}()
+	j.logFields.setRequestID("req-1")
+	j.log.Info("claimed")
+	j.logFields.setInstanceID("inst-1")
+	j.log.Info("request finished", zap.String("kind", "completed"))
+	<-done
+
+	var got []string
+	keeper := 0
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if strings.Contains(line, `"progress ack failed"`) {
+			keeper++
+			continue
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		`{"msg":"decoded","worker":"w1","stream_seq":7,"delivery":2}`,
+		`{"msg":"claimed","worker":"w1","stream_seq":7,"delivery":2,"request_id":"req-1"}`,
+		`{"msg":"request finished","worker":"w1","stream_seq":7,"delivery":2,"request_id":"req-1","instance_id":"inst-1","kind":"completed"}`,
+	}
+	if !slices.Equal(got, want) || keeper != 50 {
+		t.Errorf("lines (and %d of the keeper's 50):\n%s\nwant:\n%s", keeper, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

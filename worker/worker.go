@@ -290,12 +290,13 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, done func()) {
 		done()
 		return
 	}
-	log := w.log.With(zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("delivery", meta.NumDelivered))
 	if meta.NumDelivered > 1 && w.cfg.Hooks.Redelivered != nil {
 		w.cfg.Hooks.Redelivered()
 	}
 	ctx, span := w.startJobSpan(ctx, msg, meta)
-	j := &job{w: w, msg: msg, meta: meta, log: log}
+	j := &job{w: w, msg: msg, meta: meta}
+	j.logFields.streamSeq, j.logFields.delivery = meta.Sequence.Stream, meta.NumDelivered
+	j.log = w.log.With(zap.Inline(&j.logFields))
 	w.step(j, span, done, func() outcome { return w.process(ctx, j) })
 }
 

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -100,5 +101,23 @@ func TestJobLogFields(t *testing.T) {
 	}
 	if !slices.Equal(got, want) || keeper != 50 {
 		t.Errorf("lines (and %d of the keeper's 50):\n%s\nwant:\n%s", keeper, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// BenchmarkJobLogger measures what a job's logging costs on the happy path:
+// the job's logger, its two ids, and its two info lines, to io.Discard with
+// the production encoder (the job struct, which holds the ids, included).
+func BenchmarkJobLogger(b *testing.B) {
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel)
+	w := &Worker{log: withFieldsCore(zap.New(core)).With(zap.String("worker", "w1"))}
+	b.ReportAllocs()
+	for b.Loop() {
+		j := &job{w: w}
+		j.logFields.streamSeq, j.logFields.delivery = 7, 1
+		j.log = w.log.With(zap.Inline(&j.logFields))
+		j.logFields.setRequestID("req-000001")
+		j.logFields.setInstanceID("inst_000001")
+		j.log.Info("instance created", zap.String("status", "running"))
+		j.log.Info("request finished", zap.String("kind", "completed"))
 	}
 }

@@ -53,8 +53,11 @@ type Config struct {
 	// APIKey is sent as "Authorization: Bearer <key>". It is required and
 	// never appears in an error or a log. There is no default.
 	APIKey string
-	// HTTPClient sends the requests and is used as it is. Its Timeout should
-	// be zero or longer than Timeout, which the client applies per attempt.
+	// HTTPClient sends the requests and is used as it is, except that a
+	// redirect is never followed: when its CheckRedirect is nil, a copy
+	// with one that refuses redirects is used (see refuseRedirect). Its
+	// Timeout should be zero or longer than Timeout, which the client
+	// applies per attempt.
 	// Defaults to a client whose transport is a clone of
 	// http.DefaultTransport keeping MaxConnsPerHost idle connections per host.
 	HTTPClient *http.Client
@@ -197,15 +200,27 @@ func New(cfg Config) (*Client, error) {
 		hc:      cfg.HTTPClient,
 		gates:   make(map[string]*gate),
 	}
-	if c.hc == nil {
-		c.hc = &http.Client{Transport: NewTransport(cfg)}
+	switch {
+	case c.hc == nil:
+		c.hc = &http.Client{Transport: NewTransport(cfg), CheckRedirect: refuseRedirect}
 		c.ownsHC = true
+	case c.hc.CheckRedirect == nil:
+		hc := *c.hc // the caller's client, its transport shared
+		hc.CheckRedirect = refuseRedirect
+		c.hc = &hc
 	}
 	for _, e := range []string{EndpointCreate, EndpointGet, EndpointDelete, EndpointList, EndpointMe} {
 		c.gates[e] = &gate{initial: cfg.RetryInitial}
 	}
 	return c, nil
 }
+
+// refuseRedirect makes a 3xx the answer to a call instead of following it:
+// net/http follows a 301, 302 or 303 with a GET, so a DELETE, or a create,
+// redirected by a proxy would come back as the success of that GET, with
+// nothing deleted or created. The call fails with the 3xx as an *Error,
+// which is not retried.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // NewTransport returns the transport of the HTTP client New builds when
 // Config.HTTPClient is nil, for callers that wrap it (to trace requests, say)

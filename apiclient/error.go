@@ -82,6 +82,14 @@ func newError(resp *http.Response, method, path, apiKey string, now time.Time) *
 	if apiKey != "" {
 		body = bytes.ReplaceAll(body, []byte(apiKey), []byte(redacted))
 	}
+	if resp.StatusCode/100 == 3 {
+		// Not followed (see refuseRedirect); its body is a page for a browser.
+		e.Message = "redirect not followed"
+		if loc := resp.Header.Get("Location"); loc != "" {
+			e.Message += " (Location: " + sanitize(loc, apiKey) + ")"
+		}
+		return e
+	}
 
 	var env struct {
 		Error *ErrorDetail `json:"error"`

@@ -540,14 +540,7 @@ func decodePlainInstance(b []byte) (*Instance, bool) {
 		default:
 			return !plainjson.FoldsTo(key, instanceKeys[:])
 		}
-		switch {
-		case plainjson.IsNull(value): // leaves the string as it is
-		case value[0] == '"':
-			*dst = string(value[1 : len(value)-1])
-		default:
-			return false
-		}
-		return true
+		return plainjson.SetString(dst, value)
 	})
 	return inst, ok
 }

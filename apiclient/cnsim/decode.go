@@ -54,14 +54,7 @@ func decodePlainCreate(body []byte) (apiclient.CreateInstanceRequest, bool) {
 		default:
 			return !plainjson.FoldsTo(key, createKeys)
 		}
-		switch {
-		case plainjson.IsNull(value): // leaves the string as it is
-		case value[0] == '"':
-			*dst = string(value[1 : len(value)-1])
-		default:
-			return false
-		}
-		return true
+		return plainjson.SetString(dst, value)
 	})
 	return req, ok
 }

@@ -203,6 +203,21 @@ func literal(data []byte, i int, lit string) (int, bool) {
 	return i + len(lit), true
 }
 
+// SetString decodes value, a member's value as Object hands it over, into
+// the string *dst as encoding/json would into a string field: a plain
+// string's text, and nothing for null, which leaves *dst as it is. It
+// reports false for any other value, which encoding/json would refuse.
+func SetString(dst *string, value []byte) bool {
+	switch {
+	case IsNull(value):
+	case len(value) > 0 && value[0] == '"':
+		*dst = string(value[1 : len(value)-1])
+	default:
+		return false
+	}
+	return true
+}
+
 // IsNull reports whether value, a JSON value without white space around it
 // (as Object hands over, or as encoding/json leaves in a json.RawMessage), is
 // null.

@@ -153,3 +153,24 @@ func TestFoldsTo(t *testing.T) {
 		}
 	}
 }
+
+func TestSetString(t *testing.T) {
+	for _, c := range []struct {
+		value string
+		want  string
+		ok    bool
+	}{
+		{`"web-1"`, "web-1", true},
+		{`""`, "", true},
+		{`null`, "before", true}, // left as it was, as encoding/json leaves it
+		{`true`, "before", false},
+		{`["a"]`, "before", false},
+		{`{"a":"b"}`, "before", false},
+		{``, "before", false},
+	} {
+		s := "before"
+		if ok := SetString(&s, []byte(c.value)); ok != c.ok || s != c.want {
+			t.Errorf("SetString(%s) = %q, %v; want %q, %v", c.value, s, ok, c.want, c.ok)
+		}
+	}
+}

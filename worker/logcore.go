@@ -53,7 +53,8 @@ func (c *fieldsCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 // learns its ids (each copy cost a logger, a core and a longer list of
 // fields, about a kilobyte per job held for the job's life), and the lease
 // keeper, which logs for jobs from its own goroutine, never reads a logger
-// that the job is replacing.
+// that the job is replacing. A core that keeps fields to encode later, such
+// as zaptest/observer's, sees the ids as they are when it encodes them.
 type jobLogFields struct {
 	streamSeq, delivery uint64
 	requestID           atomic.Pointer[string]

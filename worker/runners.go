@@ -10,9 +10,9 @@ import (
 // encoder) and grows its goroutine's stack several times; on a new
 // goroutine per step, every step paid for growing a fresh stack again,
 // copying it at each doubling (3.1% of the CPU samples of a throughput
-// benchmark run, about 1% with runners). A runner that finishes a step waits for the next
-// one, and exits after idle without one; the runtime shrinks the stacks of
-// runners that sit idle through collections.
+// benchmark run, about 1% with runners). A runner that finishes a step
+// waits for the next one, and exits after idle without one; the runtime
+// shrinks the stacks of runners that sit idle through collections.
 //
 // There is no bound here: steps are bounded by the worker's step permits,
 // so at most that many runners are busy, plus the few that are on their way

@@ -29,7 +29,8 @@ func String(b []byte, s string) []byte {
 }
 
 // Time appends t as time.Time's MarshalJSON does (RFC 3339 with
-// nanoseconds, quoted) for a year in [0, 9999], where MarshalJSON fails.
+// nanoseconds, quoted). MarshalJSON fails for a year outside [0, 9999];
+// Time appends such a year all the same.
 func Time(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
